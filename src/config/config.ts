@@ -1,0 +1,164 @@
+/**
+ * One schema for every option: its type, default and bounds. Values come from (later wins)
+ * the defaults, a JSON config file, environment variables `CIRCUS_RS_<NAME>` and command-line
+ * flags; they are validated once, at start, with a message naming the bad option, then frozen.
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+
+type Kind = 'string' | 'integer' | 'bytes' | 'boolean' | 'list';
+
+interface OptionSpec {
+  kind: Kind;
+  description: string;
+  default: unknown;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export const OPTIONS = {
+  dataDir: { kind: 'string', default: 'demo-data', description: 'folder of DICOM series (CIRCUS layout, hashed layout or any tree)' },
+  host: { kind: 'string', default: '127.0.0.1', description: 'address to listen on' },
+  port: { kind: 'integer', default: 3000, min: 0, max: 65535, description: 'port to listen on (0: any free port)' },
+  cacheBytes: {
+    kind: 'bytes',
+    default: Math.floor(totalmem() / 4),
+    min: 16 * MiB,
+    max: 1024 * GiB,
+    description: 'memory budget of the volume cache in bytes (suffixes K, M, G accepted)',
+  },
+  indexPath: {
+    kind: 'string',
+    default: '',
+    description: 'SQLite file of the header index (default: .circus-rs-index.sqlite in the data directory)',
+  },
+  maxVoxels: {
+    kind: 'integer',
+    default: 1024 * 1024 * 1024,
+    min: 1,
+    max: 2 ** 40,
+    description: 'largest number of voxels one volume may have',
+  },
+  maxInflatedBytes: {
+    kind: 'bytes',
+    default: 1 * GiB,
+    min: 1 * MiB,
+    max: 4 * GiB,
+    description: 'largest size a deflated DICOM dataset may inflate to',
+  },
+  loadConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'files read at once while loading a series' },
+  corsOrigin: { kind: 'string', default: '*', description: 'value of Access-Control-Allow-Origin' },
+  logLevel: {
+    kind: 'string',
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    description: 'log level',
+  },
+  development: { kind: 'boolean', default: false, description: 'development mode: 500 responses carry the stack trace' },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+type ValueOf<K extends Kind> = K extends 'string' ? string : K extends 'boolean' ? boolean : K extends 'list' ? string[] : number;
+
+export type Config = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS)[K]['kind']> };
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `cacheBytes` -> `CIRCUS_RS_CACHE_BYTES`. */
+export const envName = (name: string): string => `CIRCUS_RS_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+/** `cacheBytes` -> `--cache-bytes`. */
+export const flagName = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i;
+const MULTIPLIER: Record<string, number> = { '': 1, k: 1024, m: MiB, g: GiB, t: 1024 * GiB };
+
+function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
+  const where = `option ${name} (${flagName(name)}, ${envName(name)})`;
+  const bad = (why: string): never => {
+    throw new ConfigError(`${where}: ${why}, got ${JSON.stringify(raw)}`);
+  };
+  switch (spec.kind) {
+    case 'string':
+      if (typeof raw !== 'string') bad('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) bad(`must be one of ${spec.choices.join(', ')}`);
+      return raw;
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1' || raw === 'yes' || raw === 'on') return true;
+      if (raw === 'false' || raw === '0' || raw === 'no' || raw === 'off') return false;
+      return bad('must be true or false');
+    case 'list':
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw.map((v) => v.trim()).filter(Boolean);
+      if (typeof raw === 'string') return raw.split(',').map((v) => v.trim()).filter(Boolean);
+      return bad('must be a comma-separated list');
+    case 'integer':
+    case 'bytes': {
+      let n: number;
+      if (typeof raw === 'number') n = raw;
+      else if (typeof raw === 'string' && spec.kind === 'bytes' && SIZE.test(raw.trim())) {
+        const m = SIZE.exec(raw.trim())!;
+        n = Math.floor(Number(m[1]) * MULTIPLIER[m[2].toLowerCase()]);
+      } else if (typeof raw === 'string' && /^-?\d+$/.test(raw.trim())) n = Number(raw.trim());
+      else return bad(spec.kind === 'bytes' ? 'must be a size in bytes (for example 4G)' : 'must be an integer');
+      if (!Number.isSafeInteger(n)) bad('must be a whole number');
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        bad(`must be between ${spec.min} and ${spec.max}`);
+      }
+      return n;
+    }
+  }
+}
+
+export interface ConfigSources {
+  /** Values from command-line flags (camelCase names; undefined when not given). */
+  flags?: Partial<Record<string, unknown>>;
+  env?: NodeJS.ProcessEnv;
+  /** Path of a JSON config file. */
+  file?: string;
+}
+
+/** Merges defaults, file, environment and flags; validates; returns a frozen config. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  let fromFile: Record<string, unknown> = {};
+  if (sources.file) {
+    let text: string;
+    try {
+      text = readFileSync(sources.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config file ${sources.file} cannot be read: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${sources.file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
+      throw new ConfigError(`config file ${sources.file} must hold a JSON object`);
+    }
+    for (const key of Object.keys(fromFile)) {
+      if (!(key in OPTIONS)) throw new ConfigError(`config file ${sources.file}: unknown option ${key}`);
+    }
+  }
+  const env = sources.env ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, OptionSpec][]) {
+    const flag = sources.flags?.[name];
+    const raw = flag !== undefined ? flag : env[envName(name)] !== undefined ? env[envName(name)] : fromFile[name];
+    out[name] = raw === undefined ? spec.default : coerce(name, spec, raw);
+  }
+  return Object.freeze(out) as Config;
+}
+
+/** Where the header index lives for a config. */
+export const indexPathOf = (config: Pick<Config, 'dataDir' | 'indexPath'>): string =>
+  config.indexPath !== '' ? config.indexPath : `${config.dataDir.replace(/\/+$/, '')}/.circus-rs-index.sqlite`;

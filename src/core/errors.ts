@@ -1,0 +1,40 @@
+/**
+ * Domain errors. Every error the server can answer with has a code, a message and an HTTP
+ * status, all from one table, so that nothing outside `http/` needs to know about HTTP and
+ * nothing inside `http/` needs to guess a status from a message.
+ */
+
+export const ERROR_TABLE = {
+  BAD_PARAMETER: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  TOO_LARGE: 413,
+  UNPROCESSABLE_SERIES: 422,
+  UNSUPPORTED_TRANSFER_SYNTAX: 422,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export class CircusError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'CircusError';
+    this.code = code;
+    this.status = ERROR_TABLE[code];
+  }
+}
+
+/** A parameter of a request is missing or malformed (400). */
+export const badParameter = (message: string): CircusError => new CircusError('BAD_PARAMETER', message);
+/** The series cannot be made into one volume (422); the message names the slice and the reason. */
+export const unprocessable = (message: string): CircusError => new CircusError('UNPROCESSABLE_SERIES', message);
+/** A configured limit would be exceeded (413). */
+export const tooLarge = (message: string): CircusError => new CircusError('TOO_LARGE', message);
+/** No such series (404). */
+export const notFound = (message: string): CircusError => new CircusError('NOT_FOUND', message);

@@ -1,0 +1,104 @@
+import type { Vec3 } from '../geometry/vec3.js';
+
+/** Pixel format numbers as in the original PixelFormat, plus Float32 (5) as an extension. */
+export const PixelFormat = {
+  Unknown: -1,
+  UInt8: 0,
+  Int8: 1,
+  UInt16: 2,
+  Int16: 3,
+  Binary: 4,
+  Float32: 5,
+} as const;
+export type PixelFormat = (typeof PixelFormat)[keyof typeof PixelFormat];
+
+export type VoxelArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Float32Array;
+
+export const BYTES_PER_VOXEL: Record<PixelFormat, number> = {
+  [PixelFormat.Unknown]: 0,
+  [PixelFormat.UInt8]: 1,
+  [PixelFormat.Int8]: 1,
+  [PixelFormat.UInt16]: 2,
+  [PixelFormat.Int16]: 2,
+  [PixelFormat.Binary]: 1 / 8,
+  [PixelFormat.Float32]: 4,
+};
+
+/** The value range each integer format can hold exactly. */
+export const FORMAT_RANGE: Partial<Record<PixelFormat, readonly [number, number]>> = {
+  [PixelFormat.UInt8]: [0, 255],
+  [PixelFormat.Int8]: [-128, 127],
+  [PixelFormat.UInt16]: [0, 65535],
+  [PixelFormat.Int16]: [-32768, 32767],
+};
+
+export function allocateVoxels(format: PixelFormat, count: number): VoxelArray {
+  switch (format) {
+    case PixelFormat.UInt8:
+      return new Uint8Array(count);
+    case PixelFormat.Int8:
+      return new Int8Array(count);
+    case PixelFormat.UInt16:
+      return new Uint16Array(count);
+    case PixelFormat.Int16:
+      return new Int16Array(count);
+    case PixelFormat.Float32:
+      return new Float32Array(count);
+    default:
+      throw new RangeError(`cannot allocate voxels of pixel format ${format}`);
+  }
+}
+
+export interface Window {
+  readonly width: number;
+  readonly level: number;
+}
+
+/** Where the volume sits in patient space (LPS, mm). */
+export interface VolumeGeometry {
+  /** Position of the centre of voxel (0, 0, 0); null when the series has no positions. */
+  readonly origin: Vec3 | null;
+  /** Unit vector of +x (along a row, increasing column). */
+  readonly rowDirection: Vec3;
+  /** Unit vector of +y (down a column, increasing row). */
+  readonly columnDirection: Vec3;
+  /** Unit vector of +z (increasing slice index). */
+  readonly sliceDirection: Vec3;
+  /** The six numbers of ImageOrientationPatient (row then column cosines). */
+  readonly imageOrientationPatient: readonly number[];
+}
+
+/**
+ * A 3D voxel volume. Immutable once built: requests read it, never write it.
+ * Voxel (x, y, z) is `data[x + nx * (y + ny * z)]`; values are modality values.
+ */
+export interface Volume {
+  readonly dims: readonly [number, number, number];
+  /** [sx, sy, sz] in mm: column spacing, row spacing, slice spacing. */
+  readonly voxelSize: readonly [number, number, number];
+  readonly pixelFormat: PixelFormat;
+  readonly data: VoxelArray;
+  readonly geometry: VolumeGeometry;
+  /** Whether every pair of neighbouring slices is `voxelSize[2]` apart. */
+  readonly uniformSpacing: boolean;
+  readonly minValue: number;
+  readonly maxValue: number;
+  readonly monochrome1: boolean;
+  /** The DICOM window (first WindowCenter/WindowWidth values) of each slice, in z order. */
+  readonly sliceWindows: readonly (Window | null)[];
+  readonly attributes: {
+    readonly modality: string | null;
+    readonly photometricInterpretation: string;
+    readonly seriesInstanceUid: string | null;
+    readonly studyInstanceUid: string | null;
+    readonly seriesDescription: string | null;
+  };
+}
+
+/** The original's window estimate over all voxels, without its bugs. */
+export function estimatedWindow(v: Pick<Volume, 'minValue' | 'maxValue'>): Window {
+  const width = Math.floor(v.maxValue - v.minValue + 1);
+  return { width, level: Math.floor(v.minValue + width / 2) };
+}
+
+export const volumeByteLength = (v: Volume): number => v.data.byteLength;

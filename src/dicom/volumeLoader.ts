@@ -1,0 +1,288 @@
+/**
+ * Builds one Volume from the image files of a series.
+ *
+ * 1. Headers of every file are read (first kilobytes only); files that are not DICOM, are
+ *    truncated, or belong to another series are skipped with a logged reason.
+ * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, one frame,
+ *    8 or 16 bits, consistent with the first) and the slices are ordered (core/volume).
+ * 3. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
+ *    then each slice's pixel data is read straight into its place in one buffer of the stored
+ *    type: no second copy for uncompressed little-endian data.
+ * 4. Stored bits are normalised (BitsStored < BitsAllocated), modality values computed in place
+ *    where the format allows it, and the narrowest exact pixel format chosen.
+ *
+ * Work on the main thread is cut into short steps so the event loop keeps answering.
+ */
+import { basename } from 'node:path';
+import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
+import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, storedRange, type StoredRange } from '../core/volume/modality.js';
+import { orderSlices } from '../core/volume/sliceOrdering.js';
+import { allocateVoxels, BYTES_PER_VOXEL, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
+import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
+import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
+import { describeTransferSyntax } from './tags.js';
+
+export interface LoadOptions {
+  /** Only files of this series are used (others in the same folder are skipped). */
+  seriesInstanceUid?: string;
+  /** Largest number of voxels a volume may have (413 beyond). */
+  maxVoxels: number;
+  /** Called with the bytes the volume needs before they are allocated (again if they grow); throws to refuse. */
+  reserve?: (bytes: number) => void;
+  readLimits?: ReadLimits;
+  /** How a file is named in messages; the base name by default. */
+  label?: (path: string) => string;
+  log?: (message: string) => void;
+  /** Files read at once. */
+  concurrency?: number;
+}
+
+interface Slice {
+  path: string;
+  label: string;
+  header: SliceHeader;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Lets the event loop run when the current stretch of work has lasted more than `budgetMs`. */
+export function cooperative(budgetMs = 8): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < budgetMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
+}
+
+function storedFormat(h: SliceHeader): PixelFormat {
+  if (h.bitsAllocated === 8) return h.pixelRepresentation === 1 ? PixelFormat.Int8 : PixelFormat.UInt8;
+  return h.pixelRepresentation === 1 ? PixelFormat.Int16 : PixelFormat.UInt16;
+}
+
+function checkSlice(s: Slice, first: Slice): void {
+  const h = s.header;
+  const name = `slice ${s.label}`;
+  if (!h.pixelData) throw unprocessable(`${name}: no pixel data`);
+  if (!isNative(h.transferSyntaxUid) || h.pixelData.encapsulated) {
+    throw new CircusError(
+      'UNSUPPORTED_TRANSFER_SYNTAX',
+      `${name}: transfer syntax ${describeTransferSyntax(h.transferSyntaxUid)} cannot be decoded yet`,
+    );
+  }
+  if (h.samplesPerPixel !== 1 || (h.photometricInterpretation !== 'MONOCHROME1' && h.photometricInterpretation !== 'MONOCHROME2')) {
+    throw unprocessable(
+      `${name}: colour image (PhotometricInterpretation ${h.photometricInterpretation}, SamplesPerPixel ${h.samplesPerPixel}) where a monochrome one is needed`,
+    );
+  }
+  if (h.numberOfFrames > 1) throw unprocessable(`${name}: multi-frame images (${h.numberOfFrames} frames) cannot be read yet`);
+  if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) {
+    throw unprocessable(`${name}: BitsAllocated ${h.bitsAllocated} is not supported (8 or 16)`);
+  }
+  if (!(h.bitsStored >= 1 && h.bitsStored <= h.bitsAllocated && h.highBit >= h.bitsStored - 1 && h.highBit < h.bitsAllocated)) {
+    throw unprocessable(`${name}: BitsStored ${h.bitsStored} and HighBit ${h.highBit} do not fit BitsAllocated ${h.bitsAllocated}`);
+  }
+  if (h.pixelRepresentation !== 0 && h.pixelRepresentation !== 1) {
+    throw unprocessable(`${name}: PixelRepresentation ${h.pixelRepresentation} is not 0 or 1`);
+  }
+  const f = first.header;
+  for (const key of ['bitsAllocated', 'pixelRepresentation', 'photometricInterpretation'] as const) {
+    if (h[key] !== f[key]) {
+      throw unprocessable(`${name}: ${key} ${h[key]} differs from ${f[key]} of slice ${first.label}`);
+    }
+  }
+  const needed = h.rows * h.columns * (h.bitsAllocated / 8);
+  if (h.pixelData.length < needed) {
+    throw unprocessable(`${name}: pixel data holds ${h.pixelData.length} bytes, ${h.rows}x${h.columns} needs ${needed}`);
+  }
+}
+
+/** Stored words to values: shifts out bits below the stored ones, masks, extends the sign. */
+function normalizeStoredBits(raw: VoxelArray, start: number, count: number, h: SliceHeader): void {
+  const { bitsAllocated, bitsStored, highBit } = h;
+  const shift = highBit + 1 - bitsStored;
+  if (bitsStored === bitsAllocated && shift === 0) return;
+  const words =
+    bitsAllocated === 16 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length) : new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
+  const mask = bitsStored >= 31 ? 0xffffffff : (1 << bitsStored) - 1;
+  const signBit = 1 << (bitsStored - 1);
+  const span = 1 << bitsStored;
+  const signed = h.pixelRepresentation === 1;
+  const end = start + count;
+  for (let i = start; i < end; i++) {
+    let v = (words[i] >> shift) & mask;
+    if (signed && v & signBit) v -= span;
+    raw[i] = v;
+  }
+}
+
+export async function loadVolume(files: readonly string[], options: LoadOptions): Promise<Volume> {
+  const log = options.log ?? (() => {});
+  const limits = options.readLimits ?? DEFAULT_READ_LIMITS;
+  const label = options.label ?? ((p: string) => basename(p));
+  const concurrency = options.concurrency ?? 8;
+  const pause = cooperative();
+
+  // 1. Headers.
+  const read = await mapLimit(files, concurrency, async (path): Promise<Slice | null> => {
+    try {
+      const header = await readHeader(path, limits);
+      if (options.seriesInstanceUid !== undefined && header.seriesInstanceUid !== options.seriesInstanceUid) {
+        log(`skipped ${label(path)}: SeriesInstanceUID ${header.seriesInstanceUid ?? '(none)'} is not the series asked for`);
+        return null;
+      }
+      if (!header.pixelData && header.rows === 0) {
+        log(`skipped ${label(path)}: not an image (no Rows and no pixel data)`);
+        return null;
+      }
+      return { path, label: label(path), header };
+    } catch (err) {
+      log(`skipped ${label(path)}: ${(err as Error).message}`);
+      return null;
+    }
+  });
+  const slices = read.filter((s): s is Slice => s !== null);
+  if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${files.length} files looked at)`);
+
+  // 2. Checks and order.
+  for (const s of slices) checkSlice(s, slices[0]);
+  const ordering = orderSlices(
+    slices.map((s) => ({
+      label: s.label,
+      rows: s.header.rows,
+      columns: s.header.columns,
+      pixelSpacing: s.header.pixelSpacing,
+      imagePositionPatient: s.header.imagePositionPatient,
+      imageOrientationPatient: s.header.imageOrientationPatient,
+      instanceNumber: s.header.instanceNumber,
+      sliceThickness: s.header.sliceThickness,
+      spacingBetweenSlices: s.header.spacingBetweenSlices,
+    })),
+  );
+  const ordered = ordering.order.map((i) => slices[i]);
+  const first = ordered[0].header;
+  const nx = first.columns;
+  const ny = first.rows;
+  const nz = ordered.length;
+  const perSlice = nx * ny;
+  const voxels = perSlice * nz;
+  if (voxels > options.maxVoxels) {
+    throw tooLarge(`the series has ${nx}x${ny}x${nz} = ${voxels} voxels, more than the limit maxVoxels (${options.maxVoxels})`);
+  }
+  const stored = storedFormat(first);
+  options.reserve?.(voxels * BYTES_PER_VOXEL[stored]);
+
+  // 3. Pixel data into place.
+  const raw = allocateVoxels(stored, voxels);
+  const sliceBytes = perSlice * BYTES_PER_VOXEL[stored];
+  const ranges: StoredRange[] = new Array(nz);
+  await mapLimit(ordered, concurrency, async (s, z) => {
+    const target = Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
+    try {
+      await readPixelBytes(s.path, s.header, target, 0, limits);
+    } catch (err) {
+      throw unprocessable(`slice ${s.label}: ${(err as Error).message}`);
+    }
+    const wordsSwapped = stored === PixelFormat.UInt16 || stored === PixelFormat.Int16 || s.header.pixelData!.vr === 'OW';
+    if (isBigEndian(s.header.transferSyntaxUid) && wordsSwapped && sliceBytes % 2 === 0) {
+      target.swap16();
+    }
+    normalizeStoredBits(raw, z * perSlice, perSlice, s.header);
+    ranges[z] = storedRange(raw, z * perSlice, perSlice, s.header.padding);
+  });
+
+  // 4. Modality values and format.
+  let min = Infinity;
+  let max = -Infinity;
+  let integers = true;
+  let identity = true;
+  for (let z = 0; z < nz; z++) {
+    const h = ordered[z].header;
+    const p = { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding };
+    if (p.slope !== 1 || p.intercept !== 0 || ranges[z].paddingCount > 0) identity = false;
+    if (!Number.isNaN(ranges[z].min)) {
+      const [lo, hi] = modalityRange(ranges[z], p);
+      if (lo < min) min = lo;
+      if (hi > max) max = hi;
+    }
+    if (integers && !rescalesToIntegers(raw, z * perSlice, perSlice, p)) integers = false;
+    await pause();
+  }
+  if (!(min <= max)) {
+    min = 0; // every voxel is padding
+    max = 0;
+  }
+  const format = chooseFormat(stored, min, max, integers);
+  let data: VoxelArray = raw;
+  if (!identity || format !== stored) {
+    if (BYTES_PER_VOXEL[format] === BYTES_PER_VOXEL[stored]) {
+      data = viewAs(format, raw);
+    } else {
+      options.reserve?.(voxels * BYTES_PER_VOXEL[format] + raw.byteLength);
+      data = allocateVoxels(format, voxels);
+    }
+    const paddingValue = integers ? Math.round(min) : min;
+    for (let z = 0; z < nz; z++) {
+      const h = ordered[z].header;
+      rescaleInto(raw, z * perSlice, data, z * perSlice, perSlice, { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding }, paddingValue);
+      await pause();
+    }
+    if (data.byteLength !== raw.byteLength) options.reserve?.(data.byteLength);
+  }
+  if (format === PixelFormat.Float32) {
+    const r = storedRange(data, 0, voxels);
+    min = r.min;
+    max = r.max;
+  }
+
+  const windows: (Window | null)[] = ordered.map(({ header: h }) =>
+    h.windowCenter !== undefined && h.windowWidth !== undefined ? { level: h.windowCenter, width: h.windowWidth } : null,
+  );
+  const volume: Volume = {
+    dims: [nx, ny, nz],
+    voxelSize: ordering.voxelSize,
+    pixelFormat: format,
+    data,
+    geometry: ordering.geometry,
+    uniformSpacing: ordering.uniformSpacing,
+    minValue: min,
+    maxValue: max,
+    monochrome1: first.photometricInterpretation === 'MONOCHROME1',
+    sliceWindows: windows,
+    attributes: {
+      modality: first.modality ?? null,
+      photometricInterpretation: first.photometricInterpretation,
+      seriesInstanceUid: first.seriesInstanceUid ?? null,
+      studyInstanceUid: first.studyInstanceUid ?? null,
+      seriesDescription: first.seriesDescription ?? null,
+    },
+  };
+  return Object.freeze(volume);
+}
+
+function viewAs(format: PixelFormat, a: VoxelArray): VoxelArray {
+  switch (format) {
+    case PixelFormat.UInt8:
+      return new Uint8Array(a.buffer, a.byteOffset, a.length);
+    case PixelFormat.Int8:
+      return new Int8Array(a.buffer, a.byteOffset, a.length);
+    case PixelFormat.UInt16:
+      return new Uint16Array(a.buffer, a.byteOffset, a.length);
+    case PixelFormat.Int16:
+      return new Int16Array(a.buffer, a.byteOffset, a.length);
+    default:
+      return new Float32Array(a.buffer, a.byteOffset, a.length);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The HTTP application: buildApp(deps) returns a fastify instance that is not listening, so
+ * tests call `inject` and the CLI calls `listen`. One error handler maps domain errors to the
+ * contract's statuses and JSON bodies; 5xx details are hidden unless in development mode.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { CircusError } from '../core/errors.js';
+import type { Config } from '../config/config.js';
+import type { VolumeService } from '../services/volumeService.js';
+import { metadataRoute } from './routes/metadata.js';
+import { statusRoute } from './routes/status.js';
+
+export interface AppDeps {
+  config: Pick<Config, 'corsOrigin' | 'development'>;
+  volumes: VolumeService;
+  version: string;
+  /** fastify logger option: false in tests, a level or pino options from the CLI. */
+  logger?: boolean | { level: string };
+  /** Extra status fields (index progress and the like). */
+  statusExtras?: () => Record<string, unknown>;
+}
+
+export interface Counters {
+  [action: string]: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deps: AppDeps;
+    counters: Counters;
+    startedAt: Date;
+  }
+}
+
+export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center';
+
+export function sendError(reply: FastifyReply, status: number, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send({ result: 'ng', message, ...extra });
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: true },
+  });
+  app.decorate('deps', deps);
+  app.decorate('counters', { _error: 0 } as Counters);
+  app.decorate('startedAt', new Date());
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
+    reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+    if (deps.config.corsOrigin !== '*') reply.header('Vary', 'Origin');
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') {
+      return sendError(reply.header('Allow', 'GET, HEAD, OPTIONS'), 405, `method ${request.method} is not allowed; use GET`);
+    }
+  });
+
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.method === 'OPTIONS') return;
+    const action = request.routeOptions.url?.replace(/^\//, '') || 'unknown';
+    if (reply.statusCode >= 400) app.counters._error++;
+    else app.counters[action] = (app.counters[action] ?? 0) + 1;
+  });
+
+  app.options('*', async (_request, reply) => {
+    reply
+      .code(204)
+      .header('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS')
+      .header('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+      .header('Access-Control-Max-Age', '86400')
+      .send();
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0].slice(0, 100);
+    sendError(reply, 404, `unknown action ${path}`);
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (error instanceof CircusError) {
+      if (error.status >= 500) request.log.error({ err: error }, error.message);
+      return sendError(reply, error.status, error.message);
+    }
+    // Errors fastify raises itself for malformed requests (bad URL encoding and the like).
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendError(reply, 400, `bad request: ${error.message}`);
+    }
+    request.log.error({ err: error }, 'internal error');
+    return sendError(reply, 500, 'internal error', deps.config.development ? { stack: error.stack } : {});
+  });
+
+  app.register(statusRoute);
+  app.register(metadataRoute);
+  return app;
+}

@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+
+/** GET /status: server state, never configuration values or secrets. */
+export async function statusRoute(app: FastifyInstance): Promise<void> {
+  app.get('/status', async (_request, reply) => {
+    const cache = app.deps.volumes.cache.stats();
+    const mem = process.memoryUsage();
+    reply.header('Cache-Control', 'no-store');
+    return {
+      status: 'Running',
+      version: app.deps.version,
+      process: {
+        memoryUsage: { rss: mem.rss, heapTotal: mem.heapTotal, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers },
+        upTime: Math.round(process.uptime() * 1000) / 1000,
+        upSince: app.startedAt.toISOString(),
+      },
+      dicomReader: { count: cache.count, size: cache.usedBytes },
+      cache: {
+        budgetBytes: cache.budgetBytes,
+        usedBytes: cache.usedBytes,
+        reservedBytes: cache.reservedBytes,
+        hits: cache.hits,
+        misses: cache.misses,
+        evictions: cache.evictions,
+        loading: cache.loading,
+      },
+      counter: { ...app.counters },
+      authorization: { enabled: false },
+      ...(app.deps.statusExtras?.() ?? {}),
+    };
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * Composition: config -> source (data directory + header index) -> services -> app.
+ * Used by the CLI and by the benchmarks, so both run exactly what a user runs.
+ */
+import { createRequire } from 'node:module';
+import type { FastifyInstance } from 'fastify';
+import { indexPathOf, type Config } from './config/config.js';
+import { buildApp } from './http/app.js';
+import { BudgetCache } from './services/budgetCache.js';
+import { VolumeService } from './services/volumeService.js';
+import { DataDirectorySource } from './sources/dataDirectory.js';
+import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
+
+export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+export interface Server {
+  app: FastifyInstance;
+  source: DataDirectorySource;
+  index: SeriesIndex | null;
+  volumes: VolumeService;
+  /** Brings the header index up to date in the background; lookups that miss wait for it. */
+  startIndexing(): Promise<IndexSummary> | null;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** fastify logger option; false for silence. */
+  logger?: boolean | { level: string };
+  /** Whether to use the SQLite header index (folder trees without UIDs in their names). */
+  useIndex?: boolean;
+}
+
+export function createServer(config: Config, options: ServerOptions = {}): Server {
+  let index: SeriesIndex | null = null;
+  let indexError: string | null = null;
+  if (options.useIndex !== false) {
+    try {
+      index = new SeriesIndex(config.dataDir, indexPathOf(config));
+    } catch (err) {
+      indexError = `header index ${indexPathOf(config)} cannot be opened: ${(err as Error).message}`;
+    }
+  }
+  const source = new DataDirectorySource(config.dataDir, index);
+  const cache = new BudgetCache<unknown>(config.cacheBytes);
+  let lastIndex: IndexSummary | null = null;
+  let log: (message: string) => void = () => {};
+  const volumes = new VolumeService(source, cache, {
+    maxVoxels: config.maxVoxels,
+    readLimits: { maxInflatedBytes: config.maxInflatedBytes },
+    concurrency: config.loadConcurrency,
+    log: (m) => log(m),
+  });
+  const app = buildApp({
+    config,
+    volumes,
+    version: VERSION,
+    logger: options.logger ?? false,
+    statusExtras: () => ({
+      index: {
+        enabled: index !== null,
+        updating: source.indexInProgress,
+        lastUpdate: lastIndex ? { files: lastIndex.files, series: lastIndex.series, seconds: lastIndex.seconds } : null,
+      },
+    }),
+  });
+  log = (m) => app.log.warn(m);
+  if (indexError) app.log.warn(indexError);
+
+  return {
+    app,
+    source,
+    index,
+    volumes,
+    startIndexing() {
+      if (!index) return null;
+      const update = index.update({ readLimits: { maxInflatedBytes: config.maxInflatedBytes } }).then((summary) => {
+        lastIndex = summary;
+        return summary;
+      });
+      source.indexingStarted(update);
+      return update;
+    },
+    async close() {
+      await app.close();
+      index?.close();
+    },
+  };
+}

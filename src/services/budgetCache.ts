@@ -1,0 +1,148 @@
+/**
+ * A cache of large values (volumes, compressed volume streams) under one byte budget.
+ *
+ * Policy:
+ * - Every value is held with its size in bytes; the sum of the sizes of values held, plus the
+ *   bytes reserved by loads under way, never exceeds the budget.
+ * - A load reserves its bytes (through the `reserve` callback it is given) before it allocates
+ *   them; reserving evicts least recently used values until the bytes fit. A load that needs
+ *   more than the whole budget is refused with 413; one that cannot fit because other loads
+ *   hold the room is refused with 503.
+ * - One load per key at a time: concurrent requests for a key share the same promise.
+ * - Failures are not cached: the next request tries again.
+ * - Values are never mutated by the cache; evicting only drops the cache's reference (a request
+ *   still using the value keeps it alive until it finishes).
+ */
+import { CircusError, tooLarge } from '../core/errors.js';
+
+export interface Loaded<V> {
+  value: V;
+  bytes: number;
+}
+
+/** Loads a value; calls `reserve(totalBytes)` before allocating (again when the need grows). */
+export type Loader<V> = (reserve: (bytes: number) => void) => Promise<Loaded<V>>;
+
+interface Entry<V> {
+  value: V;
+  bytes: number;
+}
+
+export interface CacheStats {
+  count: number;
+  usedBytes: number;
+  reservedBytes: number;
+  budgetBytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  loading: number;
+}
+
+export class BudgetCache<V> {
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly loading = new Map<string, Promise<V>>();
+  private readonly reservations = new Map<string, number>();
+  private used = 0;
+  private reserved = 0;
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+
+  constructor(
+    readonly budgetBytes: number,
+    private readonly onEvict: (key: string, bytes: number) => void = () => {},
+  ) {}
+
+  /** The cached value, or undefined; counts as a use for the LRU order. */
+  peek(key: string): V | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e.value;
+  }
+
+  async get(key: string, load: Loader<V>): Promise<V> {
+    const cached = this.peek(key);
+    if (cached !== undefined) {
+      this.hits++;
+      return cached;
+    }
+    const pending = this.loading.get(key);
+    if (pending) {
+      this.hits++;
+      return pending;
+    }
+    this.misses++;
+    const promise = this.runLoad(key, load);
+    this.loading.set(key, promise);
+    try {
+      return await promise;
+    } finally {
+      this.loading.delete(key);
+    }
+  }
+
+  private async runLoad(key: string, load: Loader<V>): Promise<V> {
+    try {
+      const { value, bytes } = await load((b) => this.reserve(key, b));
+      this.setReservation(key, 0);
+      this.makeRoom(bytes, key);
+      this.entries.set(key, { value, bytes });
+      this.used += bytes;
+      return value;
+    } finally {
+      this.setReservation(key, 0);
+    }
+  }
+
+  private setReservation(key: string, bytes: number): void {
+    this.reserved += bytes - (this.reservations.get(key) ?? 0);
+    if (bytes > 0) this.reservations.set(key, bytes);
+    else this.reservations.delete(key);
+  }
+
+  private reserve(key: string, bytes: number): void {
+    if (bytes > this.budgetBytes) {
+      throw tooLarge(`the data needs ${bytes} bytes, more than the cache budget cacheBytes (${this.budgetBytes})`);
+    }
+    this.makeRoom(bytes - (this.reservations.get(key) ?? 0), key);
+    this.setReservation(key, bytes);
+  }
+
+  /** Evicts least recently used entries until `bytes` more fit; throws 503 when they cannot. */
+  private makeRoom(bytes: number, forKey: string): void {
+    for (const [k, e] of this.entries) {
+      if (this.used + this.reserved + bytes <= this.budgetBytes) break;
+      if (k === forKey) continue;
+      this.entries.delete(k);
+      this.used -= e.bytes;
+      this.evictions++;
+      this.onEvict(k, e.bytes);
+    }
+    if (this.used + this.reserved + bytes > this.budgetBytes) {
+      throw new CircusError('UNAVAILABLE', 'the cache cannot make room now: other series are loading; try again shortly');
+    }
+  }
+
+  delete(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.used -= e.bytes;
+  }
+
+  stats(): CacheStats {
+    return {
+      count: this.entries.size,
+      usedBytes: this.used,
+      reservedBytes: this.reserved,
+      budgetBytes: this.budgetBytes,
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      loading: this.loading.size,
+    };
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Series from a data directory, the embedded default source. Three layouts are looked up, in
+ * this order, for a series UID:
+ * 1. the CIRCUS layout `DIR/<SeriesInstanceUID>/...`;
+ * 2. its hashed form `DIR/<sha256(uid) hex [0:2]>/<[2:4]>/<uid>/...`;
+ * 3. any other tree of DICOM files, through the SQLite index of headers (`SeriesIndex`).
+ * A lookup that misses while the index is being built waits for the build to finish.
+ *
+ * The UID must already be valid (`isValidUid`); it is checked again here before a path is built.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type { SeriesIndex, IndexSummary } from './seriesIndex.js';
+
+export const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
+export const isValidUid = (uid: string): boolean => uid.length > 0 && uid.length <= 64 && UID_PATTERN.test(uid);
+
+export interface SeriesFiles {
+  /** Absolute paths, sorted. */
+  files: string[];
+  /** How a file is named in messages (its path below the data directory). */
+  label: (path: string) => string;
+  layout: 'circus' | 'hashed' | 'index';
+}
+
+export interface SeriesSource {
+  /** The files of a series, or null when the source does not know it. */
+  find(seriesUid: string): Promise<SeriesFiles | null>;
+}
+
+export const hashedDir = (root: string, uid: string): string => {
+  const h = createHash('sha256').update(uid).digest('hex');
+  return join(root, h.slice(0, 2), h.slice(2, 4), uid);
+};
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+    .sort(naturalCompare);
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+/** File order for series without geometry: IM2 before IM10. */
+export const naturalCompare = (a: string, b: string): number => collator.compare(a, b);
+
+export class DataDirectorySource implements SeriesSource {
+  readonly root: string;
+  private indexing: Promise<IndexSummary> | null = null;
+
+  constructor(
+    root: string,
+    private readonly index: SeriesIndex | null,
+  ) {
+    this.root = resolve(root);
+  }
+
+  /** Records an index update under way; lookups that miss wait for it. */
+  indexingStarted(update: Promise<IndexSummary>): void {
+    const p = update.finally(() => {
+      if (this.indexing === p) this.indexing = null;
+    });
+    this.indexing = p;
+    p.catch(() => {});
+  }
+
+  get indexInProgress(): boolean {
+    return this.indexing !== null;
+  }
+
+  async find(seriesUid: string): Promise<SeriesFiles | null> {
+    if (!isValidUid(seriesUid)) return null;
+    const label = (p: string): string => relative(this.root, p);
+    for (const [layout, dir] of [
+      ['circus', join(this.root, seriesUid)],
+      ['hashed', hashedDir(this.root, seriesUid)],
+    ] as const) {
+      if (await isDirectory(dir)) {
+        const files = await listFiles(dir);
+        if (files.length > 0) return { files, label, layout };
+      }
+    }
+    if (!this.index) return null;
+    let files = this.index.filesOf(seriesUid);
+    if (files.length === 0 && this.indexing) {
+      await this.indexing.catch(() => {});
+      files = this.index.filesOf(seriesUid);
+    }
+    return files.length > 0 ? { files, label, layout: 'index' } : null;
+  }
+}

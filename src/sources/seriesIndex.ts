@@ -1,0 +1,174 @@
+/**
+ * An index of every DICOM file under a data directory, for folder trees that do not name
+ * their series (CD exports, PACS dumps): path -> SeriesInstanceUID, read from headers only.
+ *
+ * Stored in SQLite (better-sqlite3). Updates are incremental: a file whose size and mtime are
+ * unchanged is not read again, new and changed files are read (first kilobytes only), removed
+ * files are dropped. Files that are not DICOM are remembered too (with the reason), so they are
+ * not read again either. Memory stays small whatever the tree holds: one row per file in flight.
+ */
+import Database from 'better-sqlite3';
+import { opendir, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
+import { mapLimit } from '../dicom/volumeLoader.js';
+
+export interface IndexProgress {
+  phase: 'scan' | 'read';
+  done: number;
+  total: number;
+}
+
+export interface IndexSummary {
+  files: number;
+  added: number;
+  changed: number;
+  removed: number;
+  unchanged: number;
+  notDicom: number;
+  series: number;
+  seconds: number;
+}
+
+const SCHEMA_VERSION = '1';
+
+export class SeriesIndex {
+  private readonly db: Database.Database;
+  private closed = false;
+  readonly root: string;
+  readonly dbPath: string;
+
+  constructor(root: string, dbPath: string) {
+    this.root = resolve(root);
+    this.dbPath = resolve(dbPath);
+    this.db = new Database(this.dbPath);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ms REAL NOT NULL,
+        series_uid TEXT,
+        instance_number REAL,
+        note TEXT
+      );
+      CREATE INDEX IF NOT EXISTS files_by_series ON files(series_uid);
+    `);
+    const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
+    if (version && version.value !== SCHEMA_VERSION) {
+      this.db.exec('DELETE FROM files');
+    }
+    this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+  }
+
+  /** Absolute paths of the files of a series, sorted by path; empty when unknown. */
+  filesOf(seriesUid: string): string[] {
+    const rows = this.db.prepare('SELECT path FROM files WHERE series_uid = ? ORDER BY path').all(seriesUid) as { path: string }[];
+    return rows.map((r) => join(this.root, r.path));
+  }
+
+  /** Series known to the index with their file counts. */
+  series(): { seriesUid: string; files: number }[] {
+    return this.db
+      .prepare('SELECT series_uid AS seriesUid, COUNT(*) AS files FROM files WHERE series_uid IS NOT NULL GROUP BY series_uid ORDER BY series_uid')
+      .all() as { seriesUid: string; files: number }[];
+  }
+
+  /** Walks the tree and brings the index up to date. */
+  async update(options: { readLimits?: ReadLimits; concurrency?: number; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexSummary> {
+    const started = performance.now();
+    const known = new Map<string, { size: number; mtime: number }>();
+    for (const row of this.db.prepare('SELECT path, size, mtime_ms FROM files').iterate() as Iterable<{ path: string; size: number; mtime_ms: number }>) {
+      known.set(row.path, { size: row.size, mtime: row.mtime_ms });
+    }
+    const skip = new Set([this.dbPath, `${this.dbPath}-wal`, `${this.dbPath}-shm`, `${this.dbPath}-journal`]);
+    const found: { rel: string; size: number; mtime: number }[] = [];
+    const seen = new Set<string>();
+    let unchanged = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let handle;
+      try {
+        handle = await opendir(dir);
+      } catch {
+        return; // unreadable folder: nothing to index there
+      }
+      for await (const entry of handle) {
+        if (entry.name.startsWith('.')) continue;
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          await walk(full);
+        } else if (entry.isFile() && !skip.has(full)) {
+          const rel = relative(this.root, full).split(sep).join('/');
+          seen.add(rel);
+          let st;
+          try {
+            st = await stat(full);
+          } catch {
+            continue;
+          }
+          const k = known.get(rel);
+          if (k && k.size === st.size && k.mtime === st.mtimeMs) unchanged++;
+          else found.push({ rel, size: st.size, mtime: st.mtimeMs });
+          if (seen.size % 1000 === 0) options.onProgress?.({ phase: 'scan', done: seen.size, total: 0 });
+        }
+      }
+    };
+    await walk(this.root);
+
+    if (this.closed) throw new Error('the index was closed during the update');
+    const removed = [...known.keys()].filter((p) => !seen.has(p));
+    const upsert = this.db.prepare(
+      'INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, instance_number, note) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
+    this.db.transaction((paths: string[]) => paths.forEach((p) => remove.run(p)))(removed);
+
+    let added = 0;
+    let changed = 0;
+    let notDicom = 0;
+    let done = 0;
+    const batchSize = 500;
+    for (let start = 0; start < found.length; start += batchSize) {
+      if (this.closed) throw new Error('the index was closed during the update');
+      const batch = found.slice(start, start + batchSize);
+      const rows = await mapLimit(batch, options.concurrency ?? 16, async (f) => {
+        try {
+          const h = await readHeader(join(this.root, f.rel), options.readLimits);
+          return [f.rel, f.size, f.mtime, h.seriesInstanceUid ?? null, h.instanceNumber ?? null, h.seriesInstanceUid ? null : 'no SeriesInstanceUID'];
+        } catch (err) {
+          notDicom++;
+          return [f.rel, f.size, f.mtime, null, null, (err as Error).message.slice(0, 200)];
+        }
+      });
+      this.db.transaction(() => {
+        for (const r of rows) {
+          if (known.has(r[0] as string)) changed++;
+          else added++;
+          upsert.run(...r);
+        }
+      })();
+      done += batch.length;
+      options.onProgress?.({ phase: 'read', done, total: found.length });
+    }
+    const series = (this.db.prepare('SELECT COUNT(DISTINCT series_uid) AS n FROM files').get() as { n: number }).n;
+    return {
+      files: seen.size,
+      added,
+      changed,
+      removed: removed.length,
+      unchanged,
+      notDicom,
+      series,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  /** Closes the database; an update under way stops at its next batch. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
