@@ -51,6 +51,9 @@ const DEFAULT_ORIENTATION = [1, 0, 0, 0, 1, 0];
 const finite = (values: readonly number[] | undefined, count: number): boolean =>
   values !== undefined && values.length >= count && values.slice(0, count).every(Number.isFinite);
 
+/** Without negative zeros, so vectors print and compare cleanly. */
+const clean = (v: Vec3): Vec3 => [v[0] + 0, v[1] + 0, v[2] + 0];
+
 const positive = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) && v > 0;
 
 export function median(values: readonly number[]): number {
@@ -132,7 +135,7 @@ export function orderSlices(slices: readonly SliceGeometryInput[]): SliceOrderin
       voxelSize: [sx, sy, fallbackSpacing(first)],
       uniformSpacing: true,
       spacings: [],
-      geometry: { origin: null, rowDirection: row, columnDirection: col, sliceDirection: scale(normal, -1), imageOrientationPatient: iop },
+      geometry: { origin: null, rowDirection: clean(row), columnDirection: clean(col), sliceDirection: clean(scale(normal, -1)), imageOrientationPatient: iop },
     };
   }
 
@@ -165,10 +168,10 @@ export function orderSlices(slices: readonly SliceGeometryInput[]): SliceOrderin
     uniformSpacing,
     spacings,
     geometry: {
-      origin,
-      rowDirection: row,
-      columnDirection: col,
-      sliceDirection: increasing ? normal : scale(normal, -1),
+      origin: clean(origin),
+      rowDirection: clean(row),
+      columnDirection: clean(col),
+      sliceDirection: clean(increasing ? normal : scale(normal, -1)),
       imageOrientationPatient: iop,
     },
   };
