@@ -41,7 +41,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     }
   }
   const source = new DataDirectorySource(config.dataDir, index);
-  const cache = new BudgetCache<unknown>(config.cacheBytes);
+  const cache = new BudgetCache<unknown>(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
   const volumes = new VolumeService(source, cache, {

@@ -31,6 +31,13 @@ export const OPTIONS = {
     max: 1024 * GiB,
     description: 'memory budget of the volume cache in bytes (suffixes K, M, G accepted)',
   },
+  cacheWaitMs: {
+    kind: 'integer',
+    default: 30_000,
+    min: 0,
+    max: 600_000,
+    description: 'how long a load waits for other loads to free cache room before it is refused with 503',
+  },
   indexPath: {
     kind: 'string',
     default: '',

@@ -28,7 +28,7 @@ export interface LoadOptions {
   /** Largest number of voxels a volume may have (413 beyond). */
   maxVoxels: number;
   /** Called with the bytes the volume needs before they are allocated (again if they grow); throws to refuse. */
-  reserve?: (bytes: number) => void;
+  reserve?: (bytes: number) => Promise<void>;
   readLimits?: ReadLimits;
   /** How a file is named in messages; the base name by default. */
   label?: (path: string) => string;
@@ -182,7 +182,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     throw tooLarge(`the series has ${nx}x${ny}x${nz} = ${voxels} voxels, more than the limit maxVoxels (${options.maxVoxels})`);
   }
   const stored = storedFormat(first);
-  options.reserve?.(voxels * BYTES_PER_VOXEL[stored]);
+  await options.reserve?.(voxels * BYTES_PER_VOXEL[stored]);
 
   // 3. Pixel data into place.
   const raw = allocateVoxels(stored, voxels);
@@ -230,7 +230,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     if (BYTES_PER_VOXEL[format] === BYTES_PER_VOXEL[stored]) {
       data = viewAs(format, raw);
     } else {
-      options.reserve?.(voxels * BYTES_PER_VOXEL[format] + raw.byteLength);
+      await options.reserve?.(voxels * BYTES_PER_VOXEL[format] + raw.byteLength);
       data = allocateVoxels(format, voxels);
     }
     const paddingValue = integers ? Math.round(min) : min;
@@ -239,7 +239,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
       rescaleInto(raw, z * perSlice, data, z * perSlice, perSlice, { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding }, paddingValue);
       await pause();
     }
-    if (data.byteLength !== raw.byteLength) options.reserve?.(data.byteLength);
+    if (data.byteLength !== raw.byteLength) await options.reserve?.(data.byteLength);
   }
   if (format === PixelFormat.Float32) {
     const r = storedRange(data, 0, voxels);

@@ -6,8 +6,9 @@
  *   bytes reserved by loads under way, never exceeds the budget.
  * - A load reserves its bytes (through the `reserve` callback it is given) before it allocates
  *   them; reserving evicts least recently used values until the bytes fit. A load that needs
- *   more than the whole budget is refused with 413; one that cannot fit because other loads
- *   hold the room is refused with 503.
+ *   more than the whole budget is refused with 413. One that cannot fit because other loads
+ *   hold the room waits for them to finish (their values then become evictable), and is
+ *   refused with 503 only when that takes longer than `waitMs`.
  * - One load per key at a time: concurrent requests for a key share the same promise.
  * - Failures are not cached: the next request tries again.
  * - Values are never mutated by the cache; evicting only drops the cache's reference (a request
@@ -20,8 +21,8 @@ export interface Loaded<V> {
   bytes: number;
 }
 
-/** Loads a value; calls `reserve(totalBytes)` before allocating (again when the need grows). */
-export type Loader<V> = (reserve: (bytes: number) => void) => Promise<Loaded<V>>;
+/** Loads a value; awaits `reserve(totalBytes)` before allocating (again when the need grows). */
+export type Loader<V> = (reserve: (bytes: number) => Promise<void>) => Promise<Loaded<V>>;
 
 interface Entry<V> {
   value: V;
@@ -51,6 +52,7 @@ export class BudgetCache<V> {
 
   constructor(
     readonly budgetBytes: number,
+    private readonly waitMs = 30_000,
     private readonly onEvict: (key: string, bytes: number) => void = () => {},
   ) {}
 
@@ -103,12 +105,38 @@ export class BudgetCache<V> {
     else this.reservations.delete(key);
   }
 
-  private reserve(key: string, bytes: number): void {
+  private async reserve(key: string, bytes: number): Promise<void> {
     if (bytes > this.budgetBytes) {
       throw tooLarge(`the data needs ${bytes} bytes, more than the cache budget cacheBytes (${this.budgetBytes})`);
     }
-    this.makeRoom(bytes - (this.reservations.get(key) ?? 0), key);
+    const deadline = Date.now() + this.waitMs;
+    for (;;) {
+      const more = bytes - (this.reservations.get(key) ?? 0);
+      const others = [...this.loading].filter(([k]) => k !== key && (this.reservations.get(k) ?? 0) > 0).map(([, p]) => p);
+      const left = deadline - Date.now();
+      if (others.length === 0 || left <= 0) {
+        this.makeRoom(more, key);
+        break;
+      }
+      if (this.tryMakeRoom(more, key)) break;
+      // Other loads hold the room: wait until one of them ends, then try again.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        ...others.map((p) => p.then(() => {}, () => {})),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, left))),
+      ]);
+      clearTimeout(timer);
+    }
     this.setReservation(key, bytes);
+  }
+
+  private tryMakeRoom(bytes: number, forKey: string): boolean {
+    try {
+      this.makeRoom(bytes, forKey);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Evicts least recently used entries until `bytes` more fit; throws 503 when they cannot. */
