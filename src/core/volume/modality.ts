@@ -6,6 +6,7 @@
  * range, the estimated window or the format choice; they are stored as the smallest modality
  * value of the volume, so they look like the darkest tissue (the brightest under MONOCHROME1).
  */
+import { add16InPlace, range16 } from '../kernels/voxelKernels.js';
 import { FORMAT_RANGE, PixelFormat, type VoxelArray } from './volume.js';
 
 export interface StoredRange {
@@ -27,6 +28,15 @@ const isPadding = (v: number, padding: readonly [number, number] | undefined): b
 
 /** Range of the stored values `data[start .. start + count)` that are not padding. */
 export function storedRange(data: VoxelArray, start: number, count: number, padding?: readonly [number, number]): StoredRange {
+  if (data instanceof Int16Array || data instanceof Uint16Array) {
+    const fast = range16(data, start, count, padding);
+    if (fast) return fast;
+  }
+  return storedRangeScalar(data, start, count, padding);
+}
+
+/** The scalar reference of `storedRange`, for any voxel type. */
+export function storedRangeScalar(data: VoxelArray, start: number, count: number, padding?: readonly [number, number]): StoredRange {
   let min = Infinity;
   let max = -Infinity;
   let paddingCount = 0;
@@ -114,6 +124,12 @@ export function rescaleInto(
   }
   const lo = padding ? padding[0] : Infinity;
   const hi = padding ? padding[1] : -Infinity;
+  const sameWords =
+    src.buffer === dst.buffer && src.byteOffset === dst.byteOffset && srcStart === dstStart && src.BYTES_PER_ELEMENT === 2 && dst.BYTES_PER_ELEMENT === 2;
+  if (sameWords && slope === 1 && Number.isInteger(intercept) && !(dst instanceof Float32Array)) {
+    // In place on 16-bit words: the chosen format holds every result, so wrapping adds are exact.
+    if (add16InPlace(src as Int16Array | Uint16Array, srcStart, count, intercept, src instanceof Uint16Array, padding, paddingValue)) return;
+  }
   if (slope === 1 && Number.isInteger(intercept)) {
     for (let i = 0; i < count; i++) {
       const v = src[srcStart + i];
