@@ -181,7 +181,7 @@ describe('errors', () => {
         new BudgetCache(1 << 30),
         { maxVoxels: 1e9, readLimits: { maxInflatedBytes: 1 << 30 }, concurrency: 1, log: () => {} },
       );
-      const app = buildApp({ config: { corsOrigin: '*', development }, volumes, version: 'test' });
+      const app = buildApp({ config: { ...loadConfig({ env: {} }), development }, volumes, version: 'test' });
       const res = await app.inject({ url: '/metadata?series=1.2' });
       expectNg(res, 500, /^internal error$/);
       if (development) expect(res.json().stack).toMatch(/disk exploded/);

@@ -50,6 +50,14 @@ export const OPTIONS = {
     max: 2 ** 40,
     description: 'largest number of voxels one volume may have',
   },
+  maxImageSide: {
+    kind: 'integer',
+    default: 4096,
+    min: 16,
+    max: 65535,
+    description: 'largest side of an image in pixels (413 beyond)',
+  },
+  gzipLevel: { kind: 'integer', default: 1, min: 1, max: 9, description: 'gzip level of /raw streams' },
   maxInflatedBytes: {
     kind: 'bytes',
     default: 1 * GiB,

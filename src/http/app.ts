@@ -8,10 +8,13 @@ import { CircusError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { VolumeService } from '../services/volumeService.js';
 import { metadataRoute } from './routes/metadata.js';
+import { mprRoute } from './routes/mpr.js';
+import { obliqueRoute } from './routes/oblique.js';
+import { rawRoute } from './routes/raw.js';
 import { statusRoute } from './routes/status.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'corsOrigin' | 'development'>;
+  config: Pick<Config, 'corsOrigin' | 'development' | 'maxImageSide' | 'gzipLevel'>;
   volumes: VolumeService;
   version: string;
   /** fastify logger option: false in tests, a level or pino options from the CLI. */
@@ -94,5 +97,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.register(statusRoute);
   app.register(metadataRoute);
+  app.register(mprRoute);
+  app.register(obliqueRoute);
+  app.register(rawRoute);
   return app;
 }

@@ -154,6 +154,19 @@ export class BudgetCache<V> {
     }
   }
 
+  /**
+   * Stores a value made outside `get` (a compressed stream, say) if room can be made for it now
+   * without waiting; returns whether it was stored.
+   */
+  put(key: string, value: V, bytes: number): boolean {
+    if (bytes > this.budgetBytes || this.loading.has(key)) return false;
+    this.delete(key);
+    if (!this.tryMakeRoom(bytes, key)) return false;
+    this.entries.set(key, { value, bytes });
+    this.used += bytes;
+    return true;
+  }
+
   delete(key: string): void {
     const e = this.entries.get(key);
     if (!e) return;

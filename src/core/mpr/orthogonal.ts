@@ -1,0 +1,85 @@
+/**
+ * Orthogonal planes (the contract's /mpr), one pixel per voxel:
+ * - axial:    width nx, height ny; pixel (i, j) = voxel (i, j, target)
+ * - coronal:  width nx, height nz; pixel (i, j) = voxel (i, target, j)
+ * - sagittal: width ny, height nz; pixel (i, j) = voxel (target, i, j)
+ * Axial and coronal rows are contiguous runs of the volume and are windowed straight from it;
+ * sagittal rows are strided and are gathered first.
+ */
+import { badParameter } from '../errors.js';
+import type { Volume, VoxelArray } from '../volume/volume.js';
+import { windowInto, type WindowSpec } from './window.js';
+
+export const ORIENTATIONS = ['axial', 'coronal', 'sagittal'] as const;
+export type Orientation = (typeof ORIENTATIONS)[number];
+
+export interface PlaneLayout {
+  width: number;
+  height: number;
+  /** How many planes of this orientation the volume has (target is 0 .. count - 1). */
+  count: number;
+  /** [horizontal, vertical] pixel size in mm. */
+  pixelSize: [number, number];
+}
+
+export function planeLayout(v: Pick<Volume, 'dims' | 'voxelSize'>, mode: Orientation): PlaneLayout {
+  const [nx, ny, nz] = v.dims;
+  const [sx, sy, sz] = v.voxelSize;
+  switch (mode) {
+    case 'axial':
+      return { width: nx, height: ny, count: nz, pixelSize: [sx, sy] };
+    case 'coronal':
+      return { width: nx, height: nz, count: ny, pixelSize: [sx, sz] };
+    case 'sagittal':
+      return { width: ny, height: nz, count: nx, pixelSize: [sy, sz] };
+  }
+}
+
+function checkTarget(layout: PlaneLayout, target: number): void {
+  if (!Number.isInteger(target) || target < 0 || target >= layout.count) {
+    throw badParameter(`parameter 'target' must be an integer from 0 to ${layout.count - 1}, got ${target}`);
+  }
+}
+
+/** Copies the plane's voxels (the volume's own type) into `out` (length width * height). */
+export function sampleOrthogonal(v: Volume, mode: Orientation, target: number, out: VoxelArray): void {
+  const layout = planeLayout(v, mode);
+  checkTarget(layout, target);
+  const [nx, ny, nz] = v.dims;
+  const d = v.data;
+  if (mode === 'axial') {
+    const base = nx * ny * target;
+    for (let i = 0; i < nx * ny; i++) out[i] = d[base + i];
+  } else if (mode === 'coronal') {
+    for (let j = 0; j < nz; j++) {
+      const src = nx * (target + ny * j);
+      const dst = nx * j;
+      for (let i = 0; i < nx; i++) out[dst + i] = d[src + i];
+    }
+  } else {
+    for (let j = 0; j < nz; j++) {
+      let src = target + nx * ny * j;
+      const dst = ny * j;
+      for (let i = 0; i < ny; i++, src += nx) out[dst + i] = d[src];
+    }
+  }
+}
+
+/**
+ * Windows the plane into 8-bit `out` (length width * height). `scratch`, of the volume's type and
+ * at least ny * nz long, is used to gather sagittal planes.
+ */
+export function renderOrthogonal(v: Volume, mode: Orientation, target: number, w: WindowSpec, out: Uint8Array, scratch?: VoxelArray): void {
+  const layout = planeLayout(v, mode);
+  checkTarget(layout, target);
+  const [nx, ny, nz] = v.dims;
+  if (mode === 'axial') {
+    windowInto(v.data, v.pixelFormat, w, out, nx * ny, nx * ny * target);
+  } else if (mode === 'coronal') {
+    for (let j = 0; j < nz; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(nx * j), nx, nx * (target + ny * j));
+  } else {
+    const values = scratch ?? new (v.data.constructor as new (n: number) => VoxelArray)(ny * nz);
+    sampleOrthogonal(v, mode, target, values);
+    windowInto(values, v.pixelFormat, w, out, ny * nz);
+  }
+}

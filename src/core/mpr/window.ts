@@ -1,0 +1,79 @@
+/**
+ * Window/level to 8 bits, per the contract:
+ *   out = round((v - level + width / 2) * 255 / width), clamped to 0..255,
+ * and 255 - out for MONOCHROME1. `round` is Math.round (halves go up).
+ *
+ * Integer voxel formats go through a lookup table indexed by value - typeMin (256 or 65536
+ * entries, built once per window and kept in a small cache); interpolated or Float32 values are
+ * computed directly with the same formula.
+ */
+import { badParameter } from '../errors.js';
+import { PixelFormat, type VoxelArray, type Window } from '../volume/volume.js';
+
+export interface WindowSpec extends Window {
+  /** MONOCHROME1: invert after windowing. */
+  readonly invert: boolean;
+}
+
+export function checkWindow(w: Window): void {
+  if (!(w.width > 0) || !Number.isFinite(w.width)) throw badParameter(`parameter 'ww' must be greater than 0, got ${w.width}`);
+  if (!Number.isFinite(w.level)) throw badParameter(`parameter 'wl' must be a finite number, got ${w.level}`);
+}
+
+/** One value through the window (the reference the tables and loops follow). */
+export function windowValue(v: number, w: WindowSpec): number {
+  const x = Math.round(((v - w.level + w.width / 2) * 255) / w.width);
+  const out = x < 0 ? 0 : x > 255 ? 255 : x;
+  return w.invert ? 255 - out : out;
+}
+
+const TABLE_OFFSET: Partial<Record<PixelFormat, number>> = {
+  [PixelFormat.UInt8]: 0,
+  [PixelFormat.Int8]: 128,
+  [PixelFormat.UInt16]: 0,
+  [PixelFormat.Int16]: 32768,
+};
+
+const tables = new Map<string, Uint8Array>();
+const MAX_TABLES = 32;
+
+/** The lookup table of a window for an integer format: `table[v + offset]`. */
+export function windowTable(format: PixelFormat, w: WindowSpec): { table: Uint8Array; offset: number } | null {
+  const offset = TABLE_OFFSET[format];
+  if (offset === undefined) return null;
+  const size = format === PixelFormat.UInt8 || format === PixelFormat.Int8 ? 256 : 65536;
+  const key = `${format}:${w.width}:${w.level}:${w.invert}`;
+  let table = tables.get(key);
+  if (table) {
+    tables.delete(key);
+    tables.set(key, table);
+    return { table, offset };
+  }
+  table = new Uint8Array(size);
+  for (let i = 0; i < size; i++) table[i] = windowValue(i - offset, w);
+  if (tables.size >= MAX_TABLES) tables.delete(tables.keys().next().value!);
+  tables.set(key, table);
+  return { table, offset };
+}
+
+/**
+ * Windows `count` values of `src` (from `srcStart`) into `out` (from 0).
+ * `format` says how to read `src` (a volume's format, or Float32 for interpolated samples).
+ */
+export function windowInto(src: VoxelArray, format: PixelFormat, w: WindowSpec, out: Uint8Array, count = out.length, srcStart = 0): void {
+  checkWindow(w);
+  const lut = windowTable(format, w);
+  if (lut) {
+    const { table, offset } = lut;
+    for (let i = 0; i < count; i++) out[i] = table[src[srcStart + i] + offset];
+    return;
+  }
+  // The same expression as windowValue, so both agree to the last bit.
+  const { width, level, invert } = w;
+  const half = width / 2;
+  for (let i = 0; i < count; i++) {
+    let x = Math.round(((src[srcStart + i] - level + half) * 255) / width);
+    x = x < 0 ? 0 : x > 255 ? 255 : x;
+    out[i] = invert ? 255 - x : x;
+  }
+}

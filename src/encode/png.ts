@@ -1,0 +1,89 @@
+/**
+ * An 8-bit greyscale PNG writer (colour type 0, bit depth 8) on node:zlib, per the PNG
+ * specification: signature, IHDR, one IDAT, IEND, each chunk with its CRC-32.
+ *
+ * Rows are filtered with one filter for the whole image (Up by default) and deflated with the
+ * RLE strategy at level 1 by default; bench/render.ts compares the choices on CT. `encodePng`
+ * deflates on the libuv thread pool (off the event loop), `encodePngSync` on the calling thread.
+ */
+import { constants, crc32, deflate, deflateSync, type ZlibOptions } from 'node:zlib';
+
+export type PngFilter = 'none' | 'sub' | 'up';
+
+export interface PngOptions {
+  filter?: PngFilter;
+  level?: number;
+  strategy?: number;
+}
+
+export const DEFAULT_PNG_OPTIONS: Required<PngOptions> = { filter: 'up', level: 1, strategy: constants.Z_RLE };
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const FILTER_TYPE: Record<PngFilter, number> = { none: 0, sub: 1, up: 2 };
+
+/** Scanlines with their filter byte: (1 + width) * height bytes. */
+export function filterRows(pixels: Uint8Array, width: number, height: number, filter: PngFilter): Buffer {
+  if (pixels.length < width * height) throw new RangeError(`expected ${width * height} pixels, got ${pixels.length}`);
+  const stride = width + 1;
+  const out = Buffer.allocUnsafe(stride * height);
+  const type = FILTER_TYPE[filter];
+  for (let y = 0; y < height; y++) {
+    const o = y * stride;
+    const s = y * width;
+    out[o] = type;
+    if (filter === 'none' || (filter === 'up' && y === 0)) {
+      out.set(pixels.subarray(s, s + width), o + 1);
+    } else if (filter === 'up') {
+      for (let x = 0; x < width; x++) out[o + 1 + x] = pixels[s + x] - pixels[s - width + x];
+    } else {
+      out[o + 1] = pixels[s];
+      for (let x = 1; x < width; x++) out[o + 1 + x] = pixels[s + x] - pixels[s + x - 1];
+    }
+  }
+  return out;
+}
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.allocUnsafe(4);
+  crc.writeUInt32BE(crc32(data, crc32(head.subarray(4, 8))), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+function assemble(width: number, height: number, idat: Uint8Array): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // colour type: greyscale
+  ihdr[10] = 0; // compression: deflate
+  ihdr[11] = 0; // filter method 0
+  ihdr[12] = 0; // no interlace
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+}
+
+function zlibOptions(o: PngOptions): ZlibOptions {
+  return { level: o.level ?? DEFAULT_PNG_OPTIONS.level, strategy: o.strategy ?? DEFAULT_PNG_OPTIONS.strategy };
+}
+
+function checkSize(width: number, height: number): void {
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new RangeError(`PNG size ${width}x${height} is not valid`);
+  }
+}
+
+export function encodePngSync(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Buffer {
+  checkSize(width, height);
+  const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);
+  return assemble(width, height, deflateSync(rows, zlibOptions(options)));
+}
+
+export function encodePng(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Promise<Buffer> {
+  checkSize(width, height);
+  const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);
+  return new Promise((resolve, reject) =>
+    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
+  );
+}

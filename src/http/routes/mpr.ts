@@ -1,0 +1,33 @@
+import type { FastifyInstance } from 'fastify';
+import { badParameter, tooLarge } from '../../core/errors.js';
+import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
+import { encodePng } from '../../encode/png.js';
+import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
+import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
+
+/** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
+export async function mprRoute(app: FastifyInstance): Promise<void> {
+  app.get('/mpr', async (request, reply) => {
+    const q = request.query as Query;
+    const series = seriesParam(q);
+    const mode = enumParam(q, 'mode', ORIENTATIONS, true);
+    const target = numberParam(q, 'target', { integer: true });
+    const win = windowParams(q);
+    const volume = await app.deps.volumes.get(series);
+    const layout = planeLayout(volume, mode);
+    const t = target ?? Math.floor(layout.count / 2);
+    if (t < 0 || t >= layout.count) throw badParameter(`parameter 'target' must be an integer from 0 to ${layout.count - 1} for ${mode}, got ${t}`);
+    const maxSide = app.deps.config.maxImageSide;
+    if (layout.width > maxSide || layout.height > maxSide) {
+      throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
+    }
+    const pixels = new Uint8Array(layout.width * layout.height);
+    renderOrthogonal(volume, mode, t, windowFor(volume, win), pixels);
+    const png = await encodePng(pixels, layout.width, layout.height);
+    return sendPng(reply, png, {
+      'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
+      'X-Circus-Pixel-Columns': String(layout.width),
+      'X-Circus-Pixel-Rows': String(layout.height),
+    });
+  });
+}

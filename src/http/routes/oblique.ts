@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { badParameter } from '../../core/errors.js';
+import { obliqueLayout, sampleOblique } from '../../core/mpr/oblique.js';
+import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
+import { windowInto } from '../../core/mpr/window.js';
+import { PixelFormat } from '../../core/volume/volume.js';
+import { encodePng } from '../../encode/png.js';
+import { enumParam, numberParam, parseDecimal, seriesParam, single, type Query } from '../params.js';
+import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
+
+function cursorParam(q: Query): [number, number, number] {
+  const text = single(q, 'c', true);
+  const parts = text.split(',');
+  if (parts.length !== 3) throw badParameter(`parameter 'c' must be three comma-separated numbers, got '${text.slice(0, 60)}'`);
+  return parts.map((p, i) => parseDecimal(p, `parameter 'c' (${'xyz'[i]})`)) as [number, number, number];
+}
+
+/** GET /oblique?series=UID&a=ANGLE&b=axial|coronal|sagittal&c=x,y,z&ww=W&wl=L */
+export async function obliqueRoute(app: FastifyInstance): Promise<void> {
+  app.get('/oblique', async (request, reply) => {
+    const q = request.query as Query;
+    const series = seriesParam(q);
+    const a = numberParam(q, 'a', { required: true });
+    const b = enumParam(q, 'b', ORIENTATIONS, true);
+    const c = cursorParam(q);
+    const win = windowParams(q);
+    const volume = await app.deps.volumes.get(series);
+    const layout = obliqueLayout(volume, { a, b, c }, app.deps.config.maxImageSide);
+    const values = new Float32Array(layout.width * layout.height);
+    sampleOblique(volume, layout, values);
+    const pixels = new Uint8Array(values.length);
+    windowInto(values, PixelFormat.Float32, windowFor(volume, win), pixels);
+    const png = await encodePng(pixels, layout.width, layout.height);
+    return sendPng(reply, png, {
+      'X-Circus-Pixel-Size': headerNumber(layout.pixelSize),
+      'X-Circus-Pixel-Columns': String(layout.width),
+      'X-Circus-Pixel-Rows': String(layout.height),
+      'X-Circus-Center': layout.center.map(headerNumber).join(','),
+    });
+  });
+}
