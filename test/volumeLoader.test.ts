@@ -280,7 +280,7 @@ describe('pixel decoding', () => {
     expect(Array.from(v6.data.slice(0, 4))).toEqual([350, 351, 352, 353]);
   });
 
-  it('keeps padding out of the value range and stores it as the volume minimum', async () => {
+  it('keeps padding out of the value range; padding below every value keeps its own value', async () => {
     const files = writeSeries(tmp.path, {
       signed: true,
       slices: 2,
@@ -291,8 +291,31 @@ describe('pixel decoding', () => {
     const v = await load(files);
     expect(v.minValue).toBe(1 - 1024);
     expect(v.maxValue).toBe(23 - 1024);
-    expect(v.data[0]).toBe(1 - 1024);
+    expect(v.data[0]).toBe(-2000 - 1024);
     expect(v.data[1]).toBe(1 - 1024);
+    expect(v.pixelFormat).toBe(PixelFormat.Int16);
+  });
+
+  it('stores padding above the real values (0xFFFF) as the smallest real value', async () => {
+    const files = writeSeries(tmp.path, {
+      signed: false,
+      slices: 1,
+      value: (x, y) => (x === 0 ? 0xffff : 1000 + 10 * y + x),
+      pixelPaddingValue: 0xffff,
+      rescaleIntercept: () => -1024,
+    });
+    const v = await load(files);
+    expect(v.pixelFormat).toBe(PixelFormat.Int16);
+    expect([v.minValue, v.maxValue]).toEqual([1001 - 1024, 1023 - 1024]);
+    expect([v.data[0], v.data[1]]).toEqual([1001 - 1024, 1001 - 1024]);
+  });
+
+  it('leaves a padding value of 0 below the data as it is (MR background)', async () => {
+    const files = writeSeries(tmp.path, { signed: false, slices: 1, value: (x) => x * 5, pixelPaddingValue: 0 });
+    const v = await load(files);
+    expect(v.pixelFormat).toBe(PixelFormat.UInt16);
+    expect(v.minValue).toBe(5);
+    expect(Array.from(v.data.slice(0, 4))).toEqual([0, 5, 10, 15]);
   });
 
   it('records MONOCHROME1 and keeps the stored values', async () => {

@@ -17,7 +17,7 @@ import { basename } from 'node:path';
 import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, storedRange, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices } from '../core/volume/sliceOrdering.js';
-import { allocateVoxels, BYTES_PER_VOXEL, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
+import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
 import { describeTransferSyntax } from './tags.js';
@@ -207,11 +207,9 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   let min = Infinity;
   let max = -Infinity;
   let integers = true;
-  let identity = true;
   for (let z = 0; z < nz; z++) {
     const h = ordered[z].header;
     const p = { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding };
-    if (p.slope !== 1 || p.intercept !== 0 || ranges[z].paddingCount > 0) identity = false;
     if (!Number.isNaN(ranges[z].min)) {
       const [lo, hi] = modalityRange(ranges[z], p);
       if (lo < min) min = lo;
@@ -225,26 +223,35 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     max = 0;
   }
   const format = chooseFormat(stored, min, max, integers);
+  const paddingValues = ordered.map(({ header: h }) => paddingValueFor(h, min, format, integers));
+  // Nothing to do when values are stored as they are and padding keeps its own value.
+  const identity =
+    format === stored &&
+    ordered.every(({ header: h }, z) => {
+      if (h.rescaleSlope !== 1 || h.rescaleIntercept !== 0) return false;
+      if (ranges[z].paddingCount === 0) return true;
+      return h.padding![0] === h.padding![1] && h.padding![0] === paddingValues[z];
+    });
   let data: VoxelArray = raw;
-  if (!identity || format !== stored) {
+  if (!identity) {
     if (BYTES_PER_VOXEL[format] === BYTES_PER_VOXEL[stored]) {
       data = viewAs(format, raw);
     } else {
       await options.reserve?.(voxels * BYTES_PER_VOXEL[format] + raw.byteLength);
       data = allocateVoxels(format, voxels);
     }
-    const paddingValue = integers ? Math.round(min) : min;
     for (let z = 0; z < nz; z++) {
       const h = ordered[z].header;
-      rescaleInto(raw, z * perSlice, data, z * perSlice, perSlice, { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding }, paddingValue);
+      const p = { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding };
+      rescaleInto(raw, z * perSlice, data, z * perSlice, perSlice, p, paddingValues[z]);
       await pause();
     }
     if (data.byteLength !== raw.byteLength) await options.reserve?.(data.byteLength);
   }
   if (format === PixelFormat.Float32) {
-    const r = storedRange(data, 0, voxels);
-    min = r.min;
-    max = r.max;
+    // Stored values are float32 roundings, and rounding keeps order.
+    min = Math.fround(min);
+    max = Math.fround(max);
   }
 
   const windows: (Window | null)[] = ordered.map(({ header: h }) =>
@@ -270,6 +277,20 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     },
   };
   return Object.freeze(volume);
+}
+
+/**
+ * What padding voxels of a slice become: their own modality value when it is no greater than
+ * the smallest real value (padding darker than everything, the usual case: nothing changes),
+ * else the smallest real value (padding stored above the real values, as some scanners do with
+ * 0xFFFF), so padding never shows brighter than tissue.
+ */
+function paddingValueFor(h: SliceHeader, min: number, format: PixelFormat, integers: boolean): number {
+  if (!h.padding) return min;
+  const own = h.padding[0] * h.rescaleSlope + h.rescaleIntercept;
+  const value = integers ? Math.round(Math.min(own, min)) : Math.min(own, min);
+  const range = FORMAT_RANGE[format];
+  return range === undefined || (value >= range[0] && value <= range[1]) ? value : min;
 }
 
 function viewAs(format: PixelFormat, a: VoxelArray): VoxelArray {

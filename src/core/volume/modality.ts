@@ -3,8 +3,9 @@
  * narrowest exact pixel format for the result (the contract's pixelFormat rule).
  *
  * Padding voxels (stored values inside the slice's padding range) take no part in the value
- * range, the estimated window or the format choice; they are stored as the smallest modality
- * value of the volume, so they look like the darkest tissue (the brightest under MONOCHROME1).
+ * range, the estimated window or the format choice. What they are stored as is the loader's
+ * choice (src/dicom/volumeLoader.ts: their own value when it is below every real value, else
+ * the smallest real value).
  */
 import { add16InPlace, range16 } from '../kernels/voxelKernels.js';
 import { FORMAT_RANGE, PixelFormat, type VoxelArray } from './volume.js';
