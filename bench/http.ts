@@ -21,8 +21,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NX, NY, NZ, SERIES_UID, type LoadSummary } from './common.js';
-import { startServer } from './common.js';
+import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NX, NY, NZ, SERIES_UID, startServer, type LoadSummary } from './common.js';
 
 const CONNECTIONS = 16;
 const SECONDS = 10;

@@ -2,11 +2,13 @@
  * Composition: config -> source (data directory + header index) -> services -> app.
  * Used by the CLI and by the benchmarks, so both run exactly what a user runs.
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { BudgetCache } from './services/budgetCache.js';
+import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
 import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
@@ -28,6 +30,8 @@ export interface ServerOptions {
   logger?: boolean | { level: string };
   /** Whether to use the SQLite header index (folder trees without UIDs in their names). */
   useIndex?: boolean;
+  /** The clock of token expiry (milliseconds); Date.now by default. */
+  now?: () => number;
 }
 
 export function createServer(config: Config, options: ServerOptions = {}): Server {
@@ -50,9 +54,12 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     concurrency: config.loadConcurrency,
     log: (m) => log(m),
   });
+  const secretGiven = config.tokenSecret !== '';
+  const tokens = new TokenService({ secret: secretGiven ? config.tokenSecret : randomBytes(32), ttlSeconds: config.tokenTtl, now: options.now });
   const app = buildApp({
     config,
     volumes,
+    tokens,
     version: VERSION,
     logger: options.logger ?? false,
     statusExtras: () => ({
@@ -65,6 +72,11 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   });
   log = (m) => app.log.warn(m);
   if (indexError) app.log.warn(indexError);
+  if (!secretGiven) {
+    app.log.warn(
+      'no tokenSecret is set: a random one is used, so tokens die with this process and other instances do not accept them',
+    );
+  }
 
   return {
     app,
@@ -81,6 +93,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
       return update;
     },
     async close() {
+      app.closing = true;
       await app.close();
       index?.close();
     },

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
+import { addressList } from '../http/addresses.js';
 
 type Kind = 'string' | 'integer' | 'bytes' | 'boolean' | 'list';
 
@@ -15,6 +16,10 @@ interface OptionSpec {
   min?: number;
   max?: number;
   choices?: readonly string[];
+  /** For strings: shortest non-empty value. */
+  minLength?: number;
+  /** For lists: entries are addresses or CIDR blocks. */
+  addresses?: boolean;
 }
 
 const GiB = 1024 ** 3;
@@ -73,6 +78,28 @@ export const OPTIONS = {
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
     description: 'log level',
   },
+  auth: { kind: 'boolean', default: false, description: 'authentication mode: metadata, mpr, oblique and raw need a token' },
+  tokenSecret: {
+    kind: 'string',
+    default: '',
+    minLength: 16,
+    description: 'HMAC secret of access tokens, at least 16 characters (default: random, so tokens die with the process)',
+  },
+  tokenTtl: { kind: 'integer', default: 1800, min: 1, max: 30 * 24 * 3600, description: 'lifetime of access tokens in seconds' },
+  tokenIssuers: {
+    kind: 'list',
+    default: ['127.0.0.0/8', '::1'],
+    addresses: true,
+    description: 'addresses (CIDR blocks, comma-separated) that may ask for tokens',
+  },
+  trustProxy: {
+    kind: 'list',
+    default: [],
+    addresses: true,
+    description: 'addresses of reverse proxies whose X-Forwarded-For is believed (empty: none)',
+  },
+  requestTimeoutMs: { kind: 'integer', default: 30_000, min: 1000, max: 3_600_000, description: 'time a client has to send its whole request' },
+  maxUrlLength: { kind: 'integer', default: 4096, min: 256, max: 65536, description: 'longest request URL accepted' },
   development: { kind: 'boolean', default: false, description: 'development mode: 500 responses carry the stack trace' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -100,22 +127,34 @@ const MULTIPLIER: Record<string, number> = { '': 1, k: 1024, m: MiB, g: GiB, t: 
 function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
   const where = `option ${name} (${flagName(name)}, ${envName(name)})`;
   const bad = (why: string): never => {
-    throw new ConfigError(`${where}: ${why}, got ${JSON.stringify(raw)}`);
+    const shown = name === 'tokenSecret' ? '(hidden)' : JSON.stringify(raw);
+    throw new ConfigError(`${where}: ${why}, got ${shown}`);
   };
   switch (spec.kind) {
     case 'string':
       if (typeof raw !== 'string') bad('must be a string');
       if (spec.choices && !spec.choices.includes(raw as string)) bad(`must be one of ${spec.choices.join(', ')}`);
+      if (spec.minLength !== undefined && raw !== '' && (raw as string).length < spec.minLength) bad(`must be at least ${spec.minLength} characters`);
       return raw;
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
       if (raw === 'true' || raw === '1' || raw === 'yes' || raw === 'on') return true;
       if (raw === 'false' || raw === '0' || raw === 'no' || raw === 'off') return false;
       return bad('must be true or false');
-    case 'list':
-      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw.map((v) => v.trim()).filter(Boolean);
-      if (typeof raw === 'string') return raw.split(',').map((v) => v.trim()).filter(Boolean);
-      return bad('must be a comma-separated list');
+    case 'list': {
+      let list: string[];
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) list = raw.map((v) => v.trim()).filter(Boolean);
+      else if (typeof raw === 'string') list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+      else return bad('must be a comma-separated list');
+      if (spec.addresses) {
+        try {
+          addressList(list);
+        } catch (err) {
+          bad((err as Error).message);
+        }
+      }
+      return list;
+    }
     case 'integer':
     case 'bytes': {
       let n: number;

@@ -6,16 +6,24 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CircusError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
+import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
+import { WWW_AUTHENTICATE } from './auth.js';
 import { metadataRoute } from './routes/metadata.js';
 import { mprRoute } from './routes/mpr.js';
 import { obliqueRoute } from './routes/oblique.js';
 import { rawRoute } from './routes/raw.js';
+import { requestTokenRoute } from './routes/requestToken.js';
 import { statusRoute } from './routes/status.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'corsOrigin' | 'development' | 'maxImageSide' | 'gzipLevel'>;
+  config: Pick<
+    Config,
+    'corsOrigin' | 'development' | 'maxImageSide' | 'gzipLevel' | 'auth' | 'tokenIssuers' | 'trustProxy' | 'requestTimeoutMs' | 'maxUrlLength'
+  >;
   volumes: VolumeService;
+  /** Signs and checks access tokens (needed for /requestToken and authentication mode). */
+  tokens?: TokenService;
   version: string;
   /** fastify logger option: false in tests, a level or pino options from the CLI. */
   logger?: boolean | { level: string };
@@ -32,6 +40,8 @@ declare module 'fastify' {
     deps: AppDeps;
     counters: Counters;
     startedAt: Date;
+    /** Set when shutting down: new requests get 503 while those in flight finish. */
+    closing: boolean;
   }
 }
 
@@ -45,17 +55,29 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    return503OnClosing: false,
+    trustProxy: deps.config.trustProxy.length > 0 ? [...deps.config.trustProxy] : false,
+    requestTimeout: deps.config.requestTimeoutMs,
+    connectionTimeout: 0,
+    keepAliveTimeout: 5000,
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: true },
   });
   app.decorate('deps', deps);
   app.decorate('counters', { _error: 0 } as Counters);
   app.decorate('startedAt', new Date());
+  app.decorate('closing', false);
+  app.addHook('preClose', async () => {
+    app.closing = true;
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
     reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
     if (deps.config.corsOrigin !== '*') reply.header('Vary', 'Origin');
+    if (app.closing) return sendError(reply.header('Connection', 'close'), 503, 'the server is shutting down');
+    if (request.url.length > deps.config.maxUrlLength) {
+      return sendError(reply, 400, `the URL is longer than ${deps.config.maxUrlLength} characters`);
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') {
       return sendError(reply.header('Allow', 'GET, HEAD, OPTIONS'), 405, `method ${request.method} is not allowed; use GET`);
     }
@@ -85,6 +107,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof CircusError) {
       if (error.status >= 500) request.log.error({ err: error }, error.message);
+      if (error.status === 401) {
+        const presented = request.headers.authorization !== undefined || (request.query as Record<string, unknown>)?.token !== undefined;
+        reply.header('WWW-Authenticate', presented ? `${WWW_AUTHENTICATE}, error="invalid_token"` : WWW_AUTHENTICATE);
+      }
       return sendError(reply, error.status, error.message);
     }
     // Errors fastify raises itself for malformed requests (bad URL encoding and the like).
@@ -100,5 +126,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(mprRoute);
   app.register(obliqueRoute);
   app.register(rawRoute);
+  if (deps.tokens) app.register(requestTokenRoute);
   return app;
 }

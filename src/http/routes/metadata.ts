@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { authorize } from '../auth.js';
 import { estimatedWindow, type Volume } from '../../core/volume/volume.js';
 import { seriesParam, type Query } from '../params.js';
 
@@ -29,6 +30,7 @@ export function metadataOf(v: Volume): Record<string, unknown> {
 export async function metadataRoute(app: FastifyInstance): Promise<void> {
   app.get('/metadata', async (request) => {
     const series = seriesParam(request.query as Query);
+    authorize(app, request, series);
     const volume = await app.deps.volumes.get(series);
     return metadataOf(volume);
   });

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { authorize } from '../auth.js';
 import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
 import { encodePng } from '../../encode/png.js';
@@ -10,6 +11,7 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
   app.get('/mpr', async (request, reply) => {
     const q = request.query as Query;
     const series = seriesParam(q);
+    authorize(app, request, series);
     const mode = enumParam(q, 'mode', ORIENTATIONS, true);
     const target = numberParam(q, 'target', { integer: true });
     const win = windowParams(q);

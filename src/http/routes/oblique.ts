@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { authorize } from '../auth.js';
 import { badParameter } from '../../core/errors.js';
 import { obliqueLayout, sampleOblique } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
@@ -20,6 +21,7 @@ export async function obliqueRoute(app: FastifyInstance): Promise<void> {
   app.get('/oblique', async (request, reply) => {
     const q = request.query as Query;
     const series = seriesParam(q);
+    authorize(app, request, series);
     const a = numberParam(q, 'a', { required: true });
     const b = enumParam(q, 'b', ORIENTATIONS, true);
     const c = cursorParam(q);

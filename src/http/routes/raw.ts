@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { authorize } from '../auth.js';
 import { gzipParallel } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
@@ -12,7 +13,8 @@ const FORMATS = ['combined', 'voxels'] as const;
  * counted in the budget) when it fits, so a repeated request is sent from memory.
  */
 export async function rawRoute(app: FastifyInstance): Promise<void> {
-  const serve = async (series: string, format: RawFormat, reply: FastifyReply): Promise<FastifyReply> => {
+  const serve = async (series: string, format: RawFormat, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    authorize(app, request, series);
     const volume = await app.deps.volumes.get(series);
     const cache = app.deps.volumes.cache;
     const key = `raw:${series}:${format}:${app.deps.config.gzipLevel}`;
@@ -44,7 +46,7 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     const q = request.query as Query;
     const series = seriesParam(q);
     const format = enumParam(q, 'format', FORMATS) ?? 'combined';
-    return serve(series, format, reply);
+    return serve(series, format, request, reply);
   });
-  app.get('/volume', async (request, reply) => serve(seriesParam(request.query as Query), 'voxels', reply));
+  app.get('/volume', async (request, reply) => serve(seriesParam(request.query as Query), 'voxels', request, reply));
 }

@@ -25,7 +25,7 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
         loading: cache.loading,
       },
       counter: { ...app.counters },
-      authorization: { enabled: false },
+      authorization: { enabled: app.deps.config.auth },
       ...(app.deps.statusExtras?.() ?? {}),
     };
   });

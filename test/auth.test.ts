@@ -1,0 +1,220 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config/config.js';
+import { CircusError } from '../src/core/errors.js';
+import { addressAllowed, addressList } from '../src/http/addresses.js';
+import { createServer, type Server } from '../src/server.js';
+import { TokenService } from '../src/services/tokens.js';
+import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
+
+const SECRET = 'a shared secret of enough length';
+const OTHER = '1.2.840.5';
+
+function expect401(fn: () => void, message: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(CircusError);
+    expect((e as CircusError).status).toBe(401);
+    expect((e as CircusError).message).toMatch(message);
+    return;
+  }
+  throw new Error('expected a 401');
+}
+
+describe('TokenService', () => {
+  it('issues tokens bound to a series that verify until they expire (injected clock)', () => {
+    let now = Date.UTC(2026, 0, 1);
+    const tokens = new TokenService({ secret: SECRET, ttlSeconds: 60, now: () => now });
+    const { token, expiresAt } = tokens.issue(DEFAULT_UID);
+    expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(expiresAt.getTime()).toBe(now + 60_000);
+    tokens.verify(token, DEFAULT_UID);
+    now += 59_000;
+    tokens.verify(token, DEFAULT_UID);
+    now += 1_000;
+    expect401(() => tokens.verify(token, DEFAULT_UID), /expired/);
+  });
+
+  it('gives different tokens each time (random nonce)', () => {
+    const tokens = new TokenService({ secret: SECRET, ttlSeconds: 60 });
+    expect(tokens.issue('1.2').token).not.toBe(tokens.issue('1.2').token);
+  });
+
+  it('refuses a token for another series, a tampered one, a malformed one, another secret', () => {
+    const tokens = new TokenService({ secret: SECRET, ttlSeconds: 60 });
+    const { token } = tokens.issue(DEFAULT_UID);
+    expect401(() => tokens.verify(token, OTHER), /another series/);
+    // Forge: rewrite the series inside the payload, keep the signature.
+    const [payload, signature] = token.split('.');
+    const bytes = Buffer.from(payload, 'base64url');
+    const forged = Buffer.concat([bytes.subarray(0, 17), Buffer.from(OTHER, 'latin1')]);
+    expect401(() => tokens.verify(`${forged.toString('base64url')}.${signature}`, OTHER), /signature is not valid/);
+    // Extend the expiry, keep the signature.
+    const later = Buffer.from(bytes);
+    later.writeUInt32BE(later.readUInt32BE(1) + 3600, 1);
+    expect401(() => tokens.verify(`${later.toString('base64url')}.${signature}`, DEFAULT_UID), /signature is not valid/);
+    for (const bad of ['', 'abc', 'a.b.c', `${payload}.`, `.${signature}`, `${payload}.${signature}x`, 'x'.repeat(600)]) {
+      expect401(() => tokens.verify(bad, DEFAULT_UID), /malformed|signature/);
+    }
+    const other = new TokenService({ secret: 'another secret, also long enough', ttlSeconds: 60 });
+    expect401(() => other.verify(token, DEFAULT_UID), /signature is not valid/);
+  });
+
+  it('needs a secret of at least 16 bytes', () => {
+    expect(() => new TokenService({ secret: 'short', ttlSeconds: 1 })).toThrow(/at least 16/);
+    expect(() => loadConfig({ flags: { tokenSecret: 'short' } })).toThrow(ConfigError);
+    expect(() => loadConfig({ flags: { tokenSecret: 'short' } })).toThrow(/tokenSecret .* at least 16 characters, got \(hidden\)/);
+  });
+});
+
+describe('address lists', () => {
+  it('matches CIDR blocks as addresses, IPv4-mapped IPv6 included', () => {
+    const list = addressList(['127.0.0.0/8', '::1', '10.1.0.0/16', 'fd00::/8']);
+    const yes = ['127.0.0.1', '127.255.0.9', '::ffff:127.0.0.1', '::1', '10.1.200.3', '::ffff:10.1.0.1', 'fd12::5'];
+    const no = ['128.0.0.1', '10.2.0.1', '::2', 'fe80::1', '1127.0.0.1', 'localhost', '', undefined];
+    for (const a of yes) expect(addressAllowed(list, a), a).toBe(true);
+    for (const a of no) expect(addressAllowed(list, a), String(a)).toBe(false);
+  });
+
+  it('refuses entries that are not addresses', () => {
+    for (const bad of ['127.0.0.0/33', '::1/129', '10.0.0.0/8/8', 'example.com', '127.0.0.0/x']) {
+      expect(() => addressList([bad]), bad).toThrow(RangeError);
+      expect(() => loadConfig({ flags: { tokenIssuers: bad } }), bad).toThrow(/option tokenIssuers/);
+    }
+  });
+});
+
+describe('authentication mode over HTTP', () => {
+  let tmp: TempDir;
+  const servers: Server[] = [];
+  beforeEach(() => {
+    tmp = new TempDir();
+    writeSeries(join(tmp.path, DEFAULT_UID));
+    writeSeries(join(tmp.path, OTHER), { uid: OTHER });
+  });
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+    tmp.remove();
+  });
+
+  let now = Date.UTC(2026, 5, 1);
+  function start(flags: Record<string, unknown> = {}): Server {
+    const s = createServer(loadConfig({ flags: { dataDir: tmp.path, auth: true, tokenSecret: SECRET, ...flags }, env: {} }), {
+      useIndex: false,
+      now: () => now,
+    });
+    servers.push(s);
+    return s;
+  }
+
+  const request = (s: Server, url: string, options: { headers?: Record<string, string>; remoteAddress?: string } = {}) =>
+    s.app.inject({ method: 'GET', url, headers: options.headers, remoteAddress: options.remoteAddress });
+
+  async function token(s: Server, series = DEFAULT_UID): Promise<string> {
+    const res = await request(s, `/requestToken?series=${series}`, { remoteAddress: '127.0.0.1' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const body = res.json();
+    expect(body.result).toBe('ok');
+    return body.token as string;
+  }
+
+  it('needs a token for metadata, mpr, oblique, raw and volume; 401 names the realm', async () => {
+    const s = start();
+    for (const url of [
+      `/metadata?series=${DEFAULT_UID}`,
+      `/mpr?series=${DEFAULT_UID}&mode=axial`,
+      `/oblique?series=${DEFAULT_UID}&a=0&b=axial&c=1,1,1`,
+      `/raw?series=${DEFAULT_UID}`,
+      `/volume?series=${DEFAULT_UID}`,
+    ]) {
+      const res = await request(s, url);
+      expect(res.statusCode, url).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="CircusRS"');
+      expect(res.json()).toMatchObject({ result: 'ng', message: expect.stringMatching(/token for series .* is required/) });
+    }
+    // Never for /status and /requestToken.
+    expect((await request(s, '/status')).statusCode).toBe(200);
+    expect((await request(s, '/status')).json().authorization).toEqual({ enabled: true });
+    expect((await request(s, '/status')).body).not.toContain(SECRET);
+  });
+
+  it('accepts the token as a Bearer header or a query parameter, for its series only', async () => {
+    const s = start();
+    const t = await token(s);
+    expect((await request(s, `/metadata?series=${DEFAULT_UID}`, { headers: { authorization: `Bearer ${t}` } })).statusCode).toBe(200);
+    expect((await request(s, `/mpr?series=${DEFAULT_UID}&mode=axial&token=${t}`)).statusCode).toBe(200);
+    const wrong = await request(s, `/metadata?series=${OTHER}&token=${t}`);
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.headers['www-authenticate']).toBe('Bearer realm="CircusRS", error="invalid_token"');
+    expect(wrong.json().message).toMatch(/another series/);
+    const scheme = await request(s, `/metadata?series=${DEFAULT_UID}`, { headers: { authorization: `Basic ${t}` } });
+    expect(scheme.statusCode).toBe(401);
+    expect(scheme.json().message).toMatch(/Bearer <token>/);
+    // A series that does not exist is 401 without a token: nothing is told about it.
+    expect((await request(s, '/metadata?series=7.7.7')).statusCode).toBe(401);
+  });
+
+  it('shares tokens between instances with the same secret, not with another secret', async () => {
+    const a = start();
+    const b = start();
+    const c = start({ tokenSecret: 'a different secret for instance c' });
+    const t = await token(a);
+    expect((await request(b, `/metadata?series=${DEFAULT_UID}&token=${t}`)).statusCode).toBe(200);
+    const refused = await request(c, `/metadata?series=${DEFAULT_UID}&token=${t}`);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().message).toMatch(/signature is not valid/);
+  });
+
+  it('issues tokens only to allowed addresses (403 with result ng)', async () => {
+    const s = start({ tokenIssuers: '10.0.0.0/8' });
+    const ok = await request(s, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '10.2.3.4' });
+    expect(ok.statusCode).toBe(200);
+    for (const remoteAddress of ['127.0.0.1', '192.168.1.1', '::1']) {
+      const res = await request(s, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress });
+      expect(res.statusCode, remoteAddress).toBe(403);
+      expect(res.json()).toEqual({ result: 'ng', message: `tokens are not issued to ${remoteAddress}` });
+    }
+    const v6 = start();
+    expect((await request(v6, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '::ffff:127.0.0.1' })).statusCode).toBe(200);
+    expect((await request(v6, '/requestToken?series=bad', { remoteAddress: '127.0.0.1' })).statusCode).toBe(400);
+  });
+
+  it('believes X-Forwarded-For only from trusted proxies', async () => {
+    const plain = start({ tokenIssuers: '203.0.113.0/24' });
+    const spoofed = await request(plain, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '198.51.100.7', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    expect(spoofed.statusCode).toBe(403);
+    const proxied = start({ tokenIssuers: '203.0.113.0/24', trustProxy: '127.0.0.1' });
+    const viaProxy = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    expect(viaProxy.statusCode).toBe(200);
+    const viaOther = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '198.51.100.7', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    expect(viaOther.statusCode).toBe(403);
+  });
+
+  it('tokens expire (ttl from the config, the clock injected)', async () => {
+    const s = start({ tokenTtl: 1 });
+    const t = await token(s);
+    expect((await request(s, `/metadata?series=${DEFAULT_UID}&token=${t}`)).statusCode).toBe(200);
+    now += 1000;
+    const res = await request(s, `/metadata?series=${DEFAULT_UID}&token=${t}`);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().message).toMatch(/expired/);
+  });
+});
+
+describe('HTTP hardening', () => {
+  it('refuses over-long URLs with 400 and answers 503 once shutting down', async () => {
+    const tmp = new TempDir();
+    const s = createServer(loadConfig({ flags: { dataDir: tmp.path, maxUrlLength: 300 }, env: {} }), { useIndex: false });
+    const res = await s.app.inject({ url: `/metadata?series=1.2&x=${'a'.repeat(400)}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/longer than 300 characters/);
+    const closing = s.close();
+    const late = await s.app.inject({ url: '/status' });
+    expect(late.statusCode).toBe(503);
+    expect(late.json()).toEqual({ result: 'ng', message: 'the server is shutting down' });
+    await closing;
+    tmp.remove();
+  });
+});
