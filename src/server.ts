@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { DecodePool } from './dicom/decodePool.js';
 import type { FastifyInstance } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
@@ -48,7 +50,9 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   const cache = new BudgetCache<unknown>(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
+  const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
   const volumes = new VolumeService(source, cache, {
+    pool,
     maxVoxels: config.maxVoxels,
     readLimits: { maxInflatedBytes: config.maxInflatedBytes },
     concurrency: config.loadConcurrency,
@@ -95,6 +99,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     async close() {
       app.closing = true;
       await app.close();
+      await pool.close();
       index?.close();
     },
   };

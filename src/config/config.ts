@@ -70,6 +70,13 @@ export const OPTIONS = {
     max: 4 * GiB,
     description: 'largest size a deflated DICOM dataset may inflate to',
   },
+  decodeWorkers: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: 64,
+    description: 'worker threads decoding compressed frames (0: one per core)',
+  },
   loadConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'files read at once while loading a series' },
   corsOrigin: { kind: 'string', default: '*', description: 'value of Access-Control-Allow-Origin' },
   logLevel: {

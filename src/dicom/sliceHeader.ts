@@ -2,6 +2,7 @@
  * The attributes of one image file that volume assembly needs, read from a parsed dataset.
  * Plain data (no buffers), so it can be logged, compared and moved between threads.
  */
+import { frameGeometries, type FrameGeometry } from './frames.js';
 import { type ParsedDicom } from './parser.js';
 import { NATIVE_TRANSFER_SYNTAXES, Tags, TransferSyntax } from './tags.js';
 
@@ -27,6 +28,9 @@ export interface SliceHeader {
   readonly samplesPerPixel: number;
   readonly photometricInterpretation: string;
   readonly numberOfFrames: number;
+  readonly planarConfiguration: number;
+  /** Per-frame geometry of a multi-frame image. */
+  readonly frames?: FrameGeometry[];
   readonly bitsAllocated: number;
   readonly bitsStored: number;
   readonly highBit: number;
@@ -73,6 +77,7 @@ export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
   if (padLow !== undefined) {
     padding = padHigh === undefined ? [padLow, padLow] : [Math.min(padLow, padHigh), Math.max(padLow, padHigh)];
   }
+  const numberOfFrames = Math.max(1, Math.trunc(ds.number(Tags.NumberOfFrames) ?? 1));
   const px = parsed.pixelData;
   const encapsulated = px !== undefined && px.length < 0;
   return {
@@ -86,7 +91,9 @@ export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
     columns: ds.number(Tags.Columns) ?? 0,
     samplesPerPixel: ds.number(Tags.SamplesPerPixel) ?? 1,
     photometricInterpretation: (ds.string(Tags.PhotometricInterpretation) ?? 'MONOCHROME2').toUpperCase(),
-    numberOfFrames: Math.max(1, Math.trunc(ds.number(Tags.NumberOfFrames) ?? 1)),
+    numberOfFrames,
+    planarConfiguration: ds.number(Tags.PlanarConfiguration) ?? 0,
+    frames: frameGeometries(ds, numberOfFrames),
     bitsAllocated,
     bitsStored,
     highBit: ds.number(Tags.HighBit) ?? bitsStored - 1,

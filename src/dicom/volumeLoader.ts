@@ -19,6 +19,8 @@ import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, storedRan
 import { orderSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
+import { canDecode } from './codecs.js';
+import type { DecodePool } from './decodePool.js';
 import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
 import { describeTransferSyntax } from './tags.js';
 
@@ -35,12 +37,42 @@ export interface LoadOptions {
   log?: (message: string) => void;
   /** Files read at once. */
   concurrency?: number;
+  /** Decodes compressed frames; without it a compressed series is refused (422). */
+  pool?: DecodePool;
 }
 
+/** One image plane: a single-frame file, or one frame of a multi-frame file. */
 interface Slice {
   path: string;
   label: string;
+  /** The file's header with this frame's geometry and values put in. */
   header: SliceHeader;
+  /** Frame index in the file (0 for single-frame files). */
+  frame: number;
+}
+
+/** The slices of one file: one, or one per frame with the frame's own geometry. */
+function slicesOf(path: string, name: string, h: SliceHeader): Slice[] {
+  if (!h.frames) return [{ path, label: name, header: h, frame: 0 }];
+  return h.frames.map((f, i) => ({
+    path,
+    label: `${name} frame ${i + 1}`,
+    frame: i,
+    header: {
+      ...h,
+      imagePositionPatient: f.imagePositionPatient ?? h.imagePositionPatient,
+      imageOrientationPatient: f.imageOrientationPatient ?? h.imageOrientationPatient,
+      pixelSpacing: f.pixelSpacing ?? h.pixelSpacing,
+      sliceThickness: f.sliceThickness ?? h.sliceThickness,
+      spacingBetweenSlices: f.spacingBetweenSlices ?? h.spacingBetweenSlices,
+      rescaleSlope: f.rescaleSlope !== undefined && f.rescaleSlope !== 0 ? f.rescaleSlope : h.rescaleSlope,
+      rescaleIntercept: f.rescaleIntercept ?? h.rescaleIntercept,
+      windowCenter: f.windowCenter ?? h.windowCenter,
+      windowWidth: f.windowWidth ?? h.windowWidth,
+      // Frames order like instances: by file InstanceNumber, then frame number.
+      instanceNumber: (h.instanceNumber ?? 0) * 1e6 + f.frameNumber,
+    },
+  }));
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
@@ -72,22 +104,19 @@ function storedFormat(h: SliceHeader): PixelFormat {
   return h.pixelRepresentation === 1 ? PixelFormat.Int16 : PixelFormat.UInt16;
 }
 
-function checkSlice(s: Slice, first: Slice): void {
+function checkSlice(s: Slice, first: Slice, decoding: boolean): void {
   const h = s.header;
   const name = `slice ${s.label}`;
   if (!h.pixelData) throw unprocessable(`${name}: no pixel data`);
-  if (!isNative(h.transferSyntaxUid) || h.pixelData.encapsulated) {
-    throw new CircusError(
-      'UNSUPPORTED_TRANSFER_SYNTAX',
-      `${name}: transfer syntax ${describeTransferSyntax(h.transferSyntaxUid)} cannot be decoded yet`,
-    );
+  const native = isNative(h.transferSyntaxUid) && !h.pixelData.encapsulated;
+  if (!native && !(decoding && canDecode(h.transferSyntaxUid) && h.pixelData.encapsulated)) {
+    throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', `${name}: transfer syntax ${describeTransferSyntax(h.transferSyntaxUid)} cannot be decoded`);
   }
   if (h.samplesPerPixel !== 1 || (h.photometricInterpretation !== 'MONOCHROME1' && h.photometricInterpretation !== 'MONOCHROME2')) {
     throw unprocessable(
       `${name}: colour image (PhotometricInterpretation ${h.photometricInterpretation}, SamplesPerPixel ${h.samplesPerPixel}) where a monochrome one is needed`,
     );
   }
-  if (h.numberOfFrames > 1) throw unprocessable(`${name}: multi-frame images (${h.numberOfFrames} frames) cannot be read yet`);
   if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) {
     throw unprocessable(`${name}: BitsAllocated ${h.bitsAllocated} is not supported (8 or 16)`);
   }
@@ -103,9 +132,10 @@ function checkSlice(s: Slice, first: Slice): void {
       throw unprocessable(`${name}: ${key} ${h[key]} differs from ${f[key]} of slice ${first.label}`);
     }
   }
-  const needed = h.rows * h.columns * (h.bitsAllocated / 8);
-  if (h.pixelData.length < needed) {
-    throw unprocessable(`${name}: pixel data holds ${h.pixelData.length} bytes, ${h.rows}x${h.columns} needs ${needed}`);
+  const needed = h.rows * h.columns * (h.bitsAllocated / 8) * h.numberOfFrames;
+  if (native && h.pixelData.length < needed) {
+    const frames = h.numberOfFrames > 1 ? ` x ${h.numberOfFrames} frames` : '';
+    throw unprocessable(`${name}: pixel data holds ${h.pixelData.length} bytes, ${h.rows}x${h.columns}${frames} needs ${needed}`);
   }
 }
 
@@ -136,7 +166,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   const pause = cooperative();
 
   // 1. Headers.
-  const read = await mapLimit(files, concurrency, async (path): Promise<Slice | null> => {
+  const read = await mapLimit(files, concurrency, async (path): Promise<Slice[] | null> => {
     try {
       const header = await readHeader(path, limits);
       if (options.seriesInstanceUid !== undefined && header.seriesInstanceUid !== options.seriesInstanceUid) {
@@ -147,17 +177,17 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
         log(`skipped ${label(path)}: not an image (no Rows and no pixel data)`);
         return null;
       }
-      return { path, label: label(path), header };
+      return slicesOf(path, label(path), header);
     } catch (err) {
       log(`skipped ${label(path)}: ${(err as Error).message}`);
       return null;
     }
   });
-  const slices = read.filter((s): s is Slice => s !== null);
+  const slices = read.filter((s): s is Slice[] => s !== null).flat();
   if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${files.length} files looked at)`);
 
   // 2. Checks and order.
-  for (const s of slices) checkSlice(s, slices[0]);
+  for (const s of slices) checkSlice(s, slices[0], options.pool !== undefined);
   const ordering = orderSlices(
     slices.map((s) => ({
       label: s.label,
@@ -188,20 +218,34 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   const raw = allocateVoxels(stored, voxels);
   const sliceBytes = perSlice * BYTES_PER_VOXEL[stored];
   const ranges: StoredRange[] = new Array(nz);
-  await mapLimit(ordered, concurrency, async (s, z) => {
-    const target = Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
+  const place = (s: Slice, z: number): void => {
+    normalizeStoredBits(raw, z * perSlice, perSlice, s.header);
+    ranges[z] = storedRange(raw, z * perSlice, perSlice, s.header.padding);
+  };
+  const target = (z: number): Buffer => Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
+  const native = ordered.map((s, z) => ({ s, z })).filter(({ s }) => !s.header.pixelData!.encapsulated);
+  const encoded = ordered.map((s, z) => ({ s, z })).filter(({ s }) => s.header.pixelData!.encapsulated);
+  const decoding = decodeInPool(encoded, options.pool, limits, (z, bytes) => {
+    const t = target(z);
+    if (bytes.byteLength < sliceBytes) throw unprocessable(`slice ${ordered[z].label}: decoded frame is ${bytes.byteLength} bytes, ${sliceBytes} are needed`);
+    t.set(new Uint8Array(bytes, 0, sliceBytes));
+    place(ordered[z], z);
+  });
+  decoding.catch(() => {}); // awaited below, after the native reads; a failure must not go unhandled meanwhile
+  await mapLimit(native, concurrency, async ({ s, z }) => {
+    const t = target(z);
     try {
-      await readPixelBytes(s.path, s.header, target, 0, limits);
+      await readPixelBytes(s.path, s.header, t, s.frame * sliceBytes, limits);
     } catch (err) {
       throw unprocessable(`slice ${s.label}: ${(err as Error).message}`);
     }
     const wordsSwapped = stored === PixelFormat.UInt16 || stored === PixelFormat.Int16 || s.header.pixelData!.vr === 'OW';
     if (isBigEndian(s.header.transferSyntaxUid) && wordsSwapped && sliceBytes % 2 === 0) {
-      target.swap16();
+      t.swap16();
     }
-    normalizeStoredBits(raw, z * perSlice, perSlice, s.header);
-    ranges[z] = storedRange(raw, z * perSlice, perSlice, s.header.padding);
+    place(s, z);
   });
+  await decoding;
 
   // 4. Modality values and format.
   let min = Infinity;
@@ -277,6 +321,38 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     },
   };
   return Object.freeze(volume);
+}
+
+/**
+ * Decodes encapsulated frames in the pool: one task per file and group of frames (a long
+ * multi-frame file is cut so every worker gets a share), `put` called as each frame arrives.
+ */
+async function decodeInPool(
+  items: { s: Slice; z: number }[],
+  pool: DecodePool | undefined,
+  limits: ReadLimits,
+  put: (z: number, bytes: ArrayBuffer) => void,
+): Promise<void> {
+  if (items.length === 0) return;
+  if (!pool) throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', 'compressed pixel data needs the decoding pool');
+  const byFile = new Map<string, { s: Slice; z: number }[]>();
+  for (const it of items) byFile.set(it.s.path, [...(byFile.get(it.s.path) ?? []), it]);
+  const tasks: { s: Slice; z: number }[][] = [];
+  for (const list of byFile.values()) {
+    const size = Math.max(1, Math.ceil(list.length / (pool.size * 2)));
+    for (let i = 0; i < list.length; i += size) tasks.push(list.slice(i, i + size));
+  }
+  await Promise.all(
+    tasks.map(async (task) => {
+      let frames: ArrayBuffer[];
+      try {
+        frames = await pool.decode(task[0].s.path, task.map((t) => t.s.frame), limits.maxInflatedBytes);
+      } catch (err) {
+        throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
+      }
+      task.forEach((t, i) => put(t.z, frames[i]));
+    }),
+  );
 }
 
 /**

@@ -93,6 +93,12 @@ export function encodeDataset(elements: readonly WriteElement[], explicit: boole
 
 export interface WriteOptions {
   transferSyntax?: string;
+  /**
+   * Encoded frames to write as encapsulated Pixel Data (one fragment each, with a Basic Offset
+   * Table when `offsetTable`); any PixelData element among the elements is left out.
+   */
+  encapsulated?: readonly Uint8Array[];
+  offsetTable?: boolean;
   /** Leave out the preamble and file meta group (a bare dataset, as old exports have). */
   bare?: boolean;
 }
@@ -100,12 +106,42 @@ export interface WriteOptions {
 const str = (elements: readonly WriteElement[], t: number): string =>
   String(elements.find((e) => e.tag === t)?.value ?? '');
 
+/** Pixel Data (7FE0,0010) OB of undefined length: offset table item, one fragment per frame, delimiter. */
+function encapsulate(frames: readonly Uint8Array[], offsetTable: boolean): Buffer {
+  const item = (data: Uint8Array): Buffer => {
+    const padded = data.length % 2 ? Buffer.concat([data, Buffer.alloc(1)]) : Buffer.from(data);
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(0xfffe, 0);
+    head.writeUInt16LE(0xe000, 2);
+    head.writeUInt32LE(padded.length, 4);
+    return Buffer.concat([head, padded]);
+  };
+  const fragments = frames.map(item);
+  const table = Buffer.alloc(offsetTable ? 4 * frames.length : 0);
+  let at = 0;
+  fragments.forEach((f, i) => {
+    if (offsetTable) table.writeUInt32LE(at, 4 * i);
+    at += f.length;
+  });
+  const head = Buffer.alloc(12);
+  head.writeUInt16LE(0x7fe0, 0);
+  head.writeUInt16LE(0x0010, 2);
+  head.write('OB', 4, 'latin1');
+  head.writeUInt32LE(0xffffffff, 8);
+  const end = Buffer.alloc(8);
+  end.writeUInt16LE(0xfffe, 0);
+  end.writeUInt16LE(0xe0dd, 2);
+  return Buffer.concat([head, item(table), ...fragments, end]);
+}
+
 /** Encodes a whole Part 10 file. */
 export function writeDicom(elements: readonly WriteElement[], options: WriteOptions = {}): Buffer {
   const ts = options.transferSyntax ?? TransferSyntax.ExplicitLittle;
   const le = ts !== TransferSyntax.ExplicitBig;
   const explicit = ts !== TransferSyntax.ImplicitLittle;
-  let dataset = encodeDataset(elements, explicit, le);
+  let dataset = options.encapsulated
+    ? Buffer.concat([encodeDataset(elements.filter((e) => e.tag !== Tags.PixelData), explicit, le), encapsulate(options.encapsulated, options.offsetTable ?? false)])
+    : encodeDataset(elements, explicit, le);
   if (ts === TransferSyntax.DeflatedExplicitLittle) dataset = deflateRawSync(dataset);
   if (options.bare) return dataset;
   const metaElements: WriteElement[] = [

@@ -4,6 +4,7 @@
  */
 import { notFound } from '../core/errors.js';
 import type { Volume } from '../core/volume/volume.js';
+import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
 import { loadVolume } from '../dicom/volumeLoader.js';
 import type { SeriesSource } from '../sources/dataDirectory.js';
@@ -14,6 +15,8 @@ export interface VolumeServiceOptions {
   readLimits: ReadLimits;
   concurrency: number;
   log: (message: string) => void;
+  /** Decodes compressed frames on worker threads. */
+  pool?: DecodePool;
 }
 
 export class VolumeService {
@@ -35,6 +38,7 @@ export class VolumeService {
         label: found.label,
         log: (m) => this.options.log(`series ${seriesUid}: ${m}`),
         concurrency: this.options.concurrency,
+        pool: this.options.pool,
       });
       return { value: volume, bytes: volume.data.byteLength };
     }) as Promise<Volume>;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Exports pydicom's modality values for its own uncompressed test files.
 
-Usage: export_pydicom.py OUTPUT_DIR [TEST_FILES_DIR]
+Usage: export_pydicom.py OUTPUT_DIR [TEST_FILES_DIR] [--compressed]
 
 For every file under pydicom's test_files folder (recursively, in sorted order) that pydicom
 reads and that is a single-frame, monochrome (MONOCHROME1/2, SamplesPerPixel 1), 8- or 16-bit
@@ -81,13 +81,14 @@ def transfer_syntax(ds):
     return "1.2.840.10008.1.2.2"
 
 
-def out_of_scope(ds, ts):
-    """The reason a dataset is not a single-frame uncompressed monochrome 8/16-bit image, or None."""
+def out_of_scope(ds, ts, compressed=False):
+    """The reason a dataset is not a single-frame monochrome 8/16-bit image (uncompressed unless
+    `compressed`), or None."""
     if "PixelData" not in ds:
         return "no Pixel Data"
     if ts is None:
         return "no transfer syntax"
-    if ts not in UNCOMPRESSED:
+    if ts not in UNCOMPRESSED and not compressed:
         return f"transfer syntax {ts} is not uncompressed"
     frames = ds.get("NumberOfFrames")
     if frames not in (None, "") and int(frames) != 1:
@@ -109,7 +110,7 @@ def first(value):
     return value
 
 
-def export(out_dir, root):
+def export(out_dir, root, compressed=False):
     os.makedirs(out_dir, exist_ok=True)
     files = []
     skipped = []
@@ -128,7 +129,7 @@ def export(out_dir, root):
                 continue
             try:
                 ts = transfer_syntax(ds)
-                reason = out_of_scope(ds, ts)
+                reason = out_of_scope(ds, ts, compressed)
             except Exception as exc:  # noqa: BLE001 - malformed attributes
                 skip("read", f"pydicom cannot read its attributes: {type(exc).__name__}: {exc}")
                 continue
@@ -202,6 +203,9 @@ def export(out_dir, root):
 
 
 def main(argv):
+    # --compressed: also compressed transfer syntaxes, decoded by pydicom's handlers (GDCM).
+    compressed = "--compressed" in argv
+    argv = [a for a in argv if a != "--compressed"]
     if len(argv) not in (2, 3):
         sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
         return 2
@@ -209,7 +213,7 @@ def main(argv):
     if not os.path.isdir(root):
         sys.stderr.write(f"pydicom test files not found at {root}\n")
         return 1
-    manifest = export(argv[1], root)
+    manifest = export(argv[1], root, compressed)
     print(f"exported {len(manifest['files'])} files, skipped {len(manifest['skipped'])} (pydicom {manifest['pydicom']})")
     return 0
 

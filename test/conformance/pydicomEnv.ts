@@ -39,3 +39,33 @@ export function describeWithPydicom(name: string, body: () => void): void {
     });
   }
 }
+
+/** The first of `tools` not on this machine, or null. */
+export function missingTool(tools: readonly string[]): string | null {
+  for (const t of tools) {
+    try {
+      execFileSync('which', [t], { stdio: 'pipe' });
+    } catch {
+      return t;
+    }
+  }
+  return null;
+}
+
+/** `describe` when every tool is there; otherwise a skip (or, in CI, a failing test). */
+export function describeWithTools(name: string, tools: readonly string[], body: () => void): void {
+  const missing = missingTool(tools);
+  if (missing === null) describe(name, body);
+  else if (inCi) {
+    describe(name, () => {
+      it('needs its tools in CI', () => {
+        throw new Error(`CI=${process.env.CI}: ${missing} is not installed (.ci/run installs dcmtk, libgdcm-tools, openjph-tools)`);
+      });
+    });
+  } else {
+    console.warn(`${name} skipped: ${missing} is not installed (the suite fails instead when CI is set)`);
+    describe.skip(`${name} (skipped: ${missing} missing)`, () => {
+      it('transcodes', () => {});
+    });
+  }
+}

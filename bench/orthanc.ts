@@ -1,0 +1,211 @@
+/**
+ * circus-rs /mpr against Orthanc's rendered frames: the same slice, the same window, the same
+ * machine, the same load generator.
+ *
+ *   apt-get install -y orthanc      (Debian's package; this script installs nothing)
+ *   npm run bench:orthanc
+ *
+ * Without /usr/sbin/Orthanc it says so and exits 0. Otherwise it starts Orthanc on a free
+ * loopback port with a temporary configuration (storage and index in a temporary folder, DICOM
+ * server off, no plugins, RemoteAccessAllowed false, AuthenticationEnabled false, HTTP
+ * compression off, other settings at Orthanc's defaults), uploads the signed 512 x 512 x 300
+ * Int16 series of bench/load.ts (POST /instances, 300 files), and takes the instance of the
+ * middle slice (z = 150, InstanceNumber 151, checked in Orthanc's tags). circus-rs runs in this
+ * process on the same series (as bench/http.ts starts it). Both images are fetched once and
+ * decoded with fast-png, to check that they are the same slice in the same window: size, pixel
+ * format and the mean and largest absolute difference are printed. Then autocannon, in a child
+ * process, with 16 connections for 10 s each (after a 3 s warm-up each), against
+ *   circus-rs  /mpr?series=UID&mode=axial&target=150&ww=400&wl=40
+ *   Orthanc    /instances/{id}/frames/0/rendered?window-center=40&window-width=400  (Accept: image/png)
+ * (the parameter names are those of Orthanc's OpenAPI description, `Orthanc --openapi`), and
+ * prints requests/s, latency p50/p99, errors and non-2xx of each and the ratio of requests/s.
+ * Orthanc is stopped and the temporary folder deleted at the end, on errors and on Ctrl-C.
+ * Figures only; nothing is asserted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decode } from 'fast-png';
+import type { Server } from '../src/server.js';
+import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NZ, SERIES_UID, sliceFileName, startServer } from './common.js';
+
+const ORTHANC = '/usr/sbin/Orthanc';
+const CONNECTIONS = 16;
+const SECONDS = 10;
+const WW = 400;
+const WL = 40;
+
+if (!existsSync(ORTHANC)) {
+  console.log(`${ORTHANC} is missing: install Debian's orthanc (apt-get install -y orthanc) to compare with it. Nothing measured.`);
+  process.exit(0);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const tmp = mkdtempSync(join(tmpdir(), 'circus-rs-orthanc-'));
+let orthanc: ChildProcess | null = null;
+let server: Server | null = null;
+
+async function stopOrthanc(): Promise<void> {
+  const child = orthanc;
+  orthanc = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function cleanup(): Promise<void> {
+  await stopOrthanc();
+  await server?.close();
+  server = null;
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+process.once('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+
+async function startOrthanc(): Promise<string> {
+  const port = await freePort();
+  const config = {
+    Name: 'circus-rs-bench',
+    StorageDirectory: join(tmp, 'storage'),
+    IndexDirectory: join(tmp, 'index'),
+    HttpPort: port,
+    DicomServerEnabled: false,
+    DicomPort: await freePort(), // not opened (DicomServerEnabled false), but never a port in use
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    HttpCompressionEnabled: false,
+    StorageCompression: false,
+    Plugins: [],
+  };
+  const configPath = join(tmp, 'orthanc.json');
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  mkdirSync(config.StorageDirectory, { recursive: true });
+  const log = openSync(join(tmp, 'orthanc.log'), 'a');
+  const child = spawn(ORTHANC, [configPath], { stdio: ['ignore', log, log] });
+  orthanc = child;
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`Orthanc exited (${child.exitCode ?? child.signalCode}); its log:\n${readFileSync(join(tmp, 'orthanc.log'), 'utf8').slice(-3000)}`);
+    }
+    try {
+      const res = await fetch(`${base}/system`);
+      if (res.ok) {
+        const system = (await res.json()) as { Version: string };
+        console.log(`Orthanc ${system.Version} at ${base} (storage in ${tmp})`);
+        return base;
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('Orthanc did not answer /system within 30 s');
+    await sleep(100);
+  }
+}
+
+/** Uploads the series, 4 files at a time; returns the Orthanc instance ID of each slice index. */
+async function upload(base: string, dir: string): Promise<string[]> {
+  const ids = new Array<string>(NZ);
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < NZ) {
+      const k = next++;
+      const body = readFileSync(join(dir, sliceFileName(k)));
+      const res = await fetch(`${base}/instances`, { method: 'POST', body, headers: { 'Content-Type': 'application/dicom' } });
+      if (!res.ok) throw new Error(`POST /instances ${sliceFileName(k)}: ${res.status} ${await res.text()}`);
+      ids[k] = ((await res.json()) as { ID: string }).ID;
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  console.log(`  uploaded ${NZ} instances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return ids;
+}
+
+async function png(url: string, headers: Record<string, string> = {}): Promise<ReturnType<typeof decode>> {
+  const res = await fetch(url, { headers });
+  const body = new Uint8Array(await res.arrayBuffer());
+  if (res.status !== 200 || res.headers.get('content-type') !== 'image/png') {
+    throw new Error(`${url}: ${res.status} ${res.headers.get('content-type')} ${new TextDecoder().decode(body.subarray(0, 200))}`);
+  }
+  return decode(body);
+}
+
+try {
+  const dir = ensureSeries();
+  const obase = await startOrthanc();
+  const ids = await upload(obase, dir);
+  const k = Math.floor(NZ / 2); // what /mpr axial shows by default, and the slice asked for below
+  const id = ids[k];
+  const tags = (await (await fetch(`${obase}/instances/${id}/simplified-tags`)).json()) as Record<string, string>;
+  if (Number(tags.InstanceNumber) !== k + 1 || tags.SOPInstanceUID !== `${SERIES_UID}.${k + 1}`) {
+    throw new Error(`instance ${id} is InstanceNumber ${tags.InstanceNumber}, SOPInstanceUID ${tags.SOPInstanceUID}: not slice ${k}`);
+  }
+  console.log(`  middle slice z=${k}: Orthanc instance ${id} (InstanceNumber ${tags.InstanceNumber}, ${tags.SOPInstanceUID})`);
+
+  const started = await startServer(LOAD_ROOT);
+  server = started.server;
+  const cbase = started.base;
+  const meta = await fetch(`${cbase}/metadata?series=${SERIES_UID}`);
+  if (meta.status !== 200) throw new Error(`/metadata: ${meta.status} ${await meta.text()}`);
+  console.log(`circus-rs at ${cbase}, volume loaded`);
+
+  const ourPath = `/mpr?series=${SERIES_UID}&mode=axial&target=${k}&ww=${WW}&wl=${WL}`;
+  const theirPath = `/instances/${id}/frames/0/rendered?window-center=${WL}&window-width=${WW}`;
+  const accept = { Accept: 'image/png' };
+
+  // Same slice, same window?
+  const ours = await png(cbase + ourPath);
+  const theirs = await png(obase + theirPath, accept);
+  const describe = (p: ReturnType<typeof decode>): string => `${p.width}x${p.height}, ${p.channels} channel(s) of ${p.depth} bits`;
+  console.log(`  circus-rs PNG ${describe(ours)}; Orthanc PNG ${describe(theirs)}`);
+  if (ours.width !== theirs.width || ours.height !== theirs.height || ours.channels !== theirs.channels || ours.depth !== theirs.depth) {
+    console.log('  the images differ in size or format: no pixel comparison');
+  } else {
+    let sum = 0;
+    let max = 0;
+    let over1 = 0;
+    for (let i = 0; i < ours.data.length; i++) {
+      const d = Math.abs(ours.data[i] - theirs.data[i]);
+      sum += d;
+      if (d > max) max = d;
+      if (d > 1) over1++;
+    }
+    console.log(
+      `  pixel difference: mean ${(sum / ours.data.length).toFixed(3)}, largest ${max}, ${over1} of ${ours.data.length} pixels differ by more than 1` +
+        ` (${sum === 0 ? 'identical' : max <= 1 ? 'rounding only: same slice, same window' : 'NOT the same image'})`,
+    );
+  }
+
+  // Warm both (JIT, Orthanc's storage cache), then measure.
+  await inWorker({ kind: 'autocannon', base: cbase, paths: [ourPath], connections: CONNECTIONS, seconds: 3 });
+  await inWorker({ kind: 'autocannon', base: obase, paths: [theirPath], connections: CONNECTIONS, seconds: 3, headers: accept });
+  console.log(`autocannon, ${CONNECTIONS} connections, ${SECONDS} s, slice z=${k}, window ${WW}/${WL}:`);
+  const us = await inWorker({ kind: 'autocannon', base: cbase, paths: [ourPath], connections: CONNECTIONS, seconds: SECONDS });
+  console.log(loadLine('circus-rs /mpr axial', us));
+  const them = await inWorker({ kind: 'autocannon', base: obase, paths: [theirPath], connections: CONNECTIONS, seconds: SECONDS, headers: accept });
+  console.log(loadLine('Orthanc /instances/{id}/frames/0/rendered', them));
+  console.log(`  circus-rs / Orthanc requests per second: ${(us.requestsPerSecond / them.requestsPerSecond).toFixed(2)}x`);
+} finally {
+  await cleanup();
+}
