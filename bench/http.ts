@@ -20,6 +20,7 @@
  * the first is printed too. Figures only; nothing is asserted.
  */
 import { execFileSync } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NX, NY, NZ, SERIES_UID, startServer, type LoadSummary } from './common.js';
 
@@ -35,6 +36,7 @@ const { server, base } = await startServer(LOAD_ROOT);
 try {
   const thp = /hugetlb=1/.test(process.env.GLIBC_TUNABLES ?? '') ? 'huge pages' : 'default malloc';
   console.log(`circus-rs at ${base} (${thp}), series ${NX}x${NY}x${NZ} Int16, ${CONNECTIONS} connections, ${SECONDS} s per run`);
+  console.log(`  load average before the runs ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`);
 
   const t0 = performance.now();
   const meta = await fetch(`${base}/metadata?series=${series}`);

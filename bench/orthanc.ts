@@ -25,7 +25,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decode } from 'fast-png';
 import type { Server } from '../src/server.js';
@@ -112,7 +112,7 @@ async function startOrthanc(): Promise<string> {
       const res = await fetch(`${base}/system`);
       if (res.ok) {
         const system = (await res.json()) as { Version: string };
-        console.log(`Orthanc ${system.Version} at ${base} (storage in ${tmp})`);
+        console.log(`Orthanc ${system.Version} at ${base} (storage in ${tmp}); load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`);
         return base;
       }
     } catch {
@@ -183,16 +183,19 @@ try {
     console.log('  the images differ in size or format: no pixel comparison');
   } else {
     let sum = 0;
+    let signed = 0;
     let max = 0;
     let over1 = 0;
     for (let i = 0; i < ours.data.length; i++) {
       const d = Math.abs(ours.data[i] - theirs.data[i]);
       sum += d;
+      signed += ours.data[i] - theirs.data[i];
       if (d > max) max = d;
       if (d > 1) over1++;
     }
     console.log(
-      `  pixel difference: mean ${(sum / ours.data.length).toFixed(3)}, largest ${max}, ${over1} of ${ours.data.length} pixels differ by more than 1` +
+      `  pixel difference: mean absolute ${(sum / ours.data.length).toFixed(3)} (circus-rs - Orthanc on average ${(signed / ours.data.length).toFixed(3)}),` +
+        ` largest ${max}, ${over1} of ${ours.data.length} pixels differ by more than 1` +
         ` (${sum === 0 ? 'identical' : max <= 1 ? 'rounding only: same slice, same window' : 'NOT the same image'})`,
     );
   }

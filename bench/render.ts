@@ -32,6 +32,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
@@ -546,7 +547,8 @@ async function rawGzip(v: Volume, passes: number): Promise<void> {
 const b0 = performance.now();
 const volume = buildPhantom();
 console.log(
-  `phantom ${NX}x${NY}x${NZ} Int16, ${VOXEL_SIZE.join(' x ')} mm, values ${volume.minValue}..${volume.maxValue} HU, built in ${((performance.now() - b0) / 1000).toFixed(1)} s`,
+  `phantom ${NX}x${NY}x${NZ} Int16, ${VOXEL_SIZE.join(' x ')} mm, values ${volume.minValue}..${volume.maxValue} HU, built in ${((performance.now() - b0) / 1000).toFixed(1)} s` +
+    ` (load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores)`,
 );
 if (SAVE_DIR) {
   mkdirSync(SAVE_DIR, { recursive: true });
