@@ -308,7 +308,7 @@ async function perImage(v: Volume): Promise<void> {
   const WARM = 30;
   console.log(`\n1. Per image, median of ${RUNS} runs after ${WARM} (ms; window ${SOFT.width}/${SOFT.level})`);
   console.log(
-    `  ${'plane'.padEnd(22)} ${'size'.padEnd(9)} ${'sample'.padStart(7)} ${'window'.padStart(7)} ${'/mpr rnd'.padStart(8)}` +
+    `  ${'plane'.padEnd(24)} ${'size'.padEnd(9)} ${'sample'.padStart(7)} ${'window'.padStart(7)} ${'/mpr rnd'.padStart(8)}` +
       ` ${'pngSync'.padStart(7)} ${'filter'.padStart(7)} ${'png'.padStart(7)} ${'sum'.padStart(7)} ${'KiB'.padStart(6)}`,
   );
   const typed = (n: number): VoxelArray => new Int16Array(n);
@@ -329,7 +329,7 @@ async function perImage(v: Volume): Promise<void> {
     const async = await timeAsync((i) => encodePng(images[i % 16], l.width, l.height), RUNS, WARM);
     const kib = median(images.map((p) => encodePngSync(p, l.width, l.height).length)) / 1024;
     console.log(
-      `  ${mode.padEnd(22)} ${`${l.width}x${l.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${ms(render, 8)} ${ms(sync)} ${ms(filter)} ${ms(async)}` +
+      `  ${mode.padEnd(24)} ${`${l.width}x${l.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${ms(render, 8)} ${ms(sync)} ${ms(filter)} ${ms(async)}` +
         ` ${ms(render + async)} ${kib.toFixed(1).padStart(6)}`,
     );
   }
@@ -352,14 +352,15 @@ async function perImage(v: Volume): Promise<void> {
     const async = await timeAsync(() => encodePng(pixels, layout.width, layout.height), RUNS, WARM);
     const kib = encodePngSync(pixels, layout.width, layout.height).length / 1024;
     console.log(
-      `  ${`oblique a=0.5 b=${b}`.padEnd(22)} ${`${layout.width}x${layout.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${'-'.padStart(8)}` +
+      `  ${`oblique a=0.5 b=${b}`.padEnd(24)} ${`${layout.width}x${layout.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${'-'.padStart(8)}` +
         ` ${ms(sync)} ${ms(filter)} ${ms(async)} ${ms(sample + window + async)} ${kib.toFixed(1).padStart(6)}`,
     );
   }
   console.log(
     '  sample: sampleOrthogonal / obliqueLayout+sampleOblique; window: windowInto of the sample; /mpr rnd: renderOrthogonal\n' +
-      '  (window straight from the volume, what /mpr runs); pngSync: encodePngSync; filter: its row filter alone (the part of\n' +
-      '  encodePng on the event loop); png: encodePng awaited; sum: what one request costs (/mpr rnd or sample+window, + png).',
+      '  (windowed straight from the volume, what /mpr runs); pngSync: encodePngSync (filter + deflate + chunks); filter: the\n' +
+      '  row filter alone (most of what encodePng does on the event loop; its deflate runs on the thread pool); png: encodePng\n' +
+      '  awaited; sum: what one request computes (/mpr rnd, or sample + window, then png).',
   );
 }
 
