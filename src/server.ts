@@ -54,6 +54,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   const volumes = new VolumeService(source, cache, {
     pool,
     maxVoxels: config.maxVoxels,
+    maxFrameBytes: config.maxFrameBytes,
+    maxFilesPerSeries: config.maxFilesPerSeries,
     readLimits: { maxInflatedBytes: config.maxInflatedBytes },
     concurrency: config.loadConcurrency,
     log: (m) => log(m),

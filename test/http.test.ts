@@ -11,17 +11,20 @@ import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
 
 let tmp: TempDir;
 let server: Server | undefined;
+const others: Server[] = [];
 
 beforeEach(() => {
   tmp = new TempDir();
 });
 afterEach(async () => {
   await server?.close();
+  await Promise.all(others.splice(0).map((o) => o.close()));
   server = undefined;
   tmp.remove();
 });
 
 function start(flags: Record<string, unknown> = {}): Server {
+  if (server) others.push(server);
   server = createServer(loadConfig({ flags: { dataDir: tmp.path, ...flags }, env: {} }));
   return server;
 }
@@ -140,6 +143,14 @@ describe('errors', () => {
     expectNg(await get(s, '/metadata?series=1.2.3.4.5'), 404, /series 1\.2\.3\.4\.5 is not found/);
     expectNg(await get(s, '/nothing?series=1.2'), 404, /unknown action \/nothing/);
     expectNg(await get(s, '/Metadata?series=1.2'), 404, /unknown action \/Metadata/);
+  });
+
+  it('413 for a series over maxFilesPerSeries and a frame over maxFrameBytes', async () => {
+    writeSeries(join(tmp.path, DEFAULT_UID), { slices: 5, rows: 40, columns: 30 });
+    const s = start({ maxFilesPerSeries: 4 });
+    expectNg(await get(s, `/metadata?series=${DEFAULT_UID}`), 413, /has 5 files, more than maxFilesPerSeries \(4\)/);
+    const t = start({ maxFrameBytes: 2000 });
+    expectNg(await get(t, `/metadata?series=${DEFAULT_UID}`), 413, /a 40x30 frame needs 2400 bytes, more than maxFrameBytes \(2000\)/);
   });
 
   it('413 for a volume over maxVoxels', async () => {

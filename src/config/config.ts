@@ -55,6 +55,14 @@ export const OPTIONS = {
     max: 2 ** 40,
     description: 'largest number of voxels one volume may have',
   },
+  maxFilesPerSeries: { kind: 'integer', default: 20_000, min: 1, max: 10_000_000, description: 'most files one series may have (413 beyond)' },
+  maxFrameBytes: {
+    kind: 'bytes',
+    default: 256 * MiB,
+    min: 1024,
+    max: 4 * GiB,
+    description: 'largest decoded size of one frame (413 beyond)',
+  },
   maxImageSide: {
     kind: 'integer',
     default: 4096,

@@ -3,7 +3,7 @@
  * Plain data (no buffers), so it can be logged, compared and moved between threads.
  */
 import { frameGeometries, type FrameGeometry } from './frames.js';
-import { type ParsedDicom } from './parser.js';
+import { DicomParseError, type ParsedDicom } from './parser.js';
 import { NATIVE_TRANSFER_SYNTAXES, Tags, TransferSyntax } from './tags.js';
 
 export interface PixelDataLocation {
@@ -63,6 +63,9 @@ function paddingValue(word: number | undefined, signed: boolean, bitsAllocated: 
   return signed && word >= 0x8000 ? word - 0x10000 : word;
 }
 
+/** More frames than this in one file is not a plausible image (and would cost memory to describe). */
+export const MAX_FRAMES_PER_FILE = 65536;
+
 export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
   const ds = parsed.dataset;
   const bitsAllocated = ds.number(Tags.BitsAllocated) ?? 0;
@@ -78,6 +81,9 @@ export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
     padding = padHigh === undefined ? [padLow, padLow] : [Math.min(padLow, padHigh), Math.max(padLow, padHigh)];
   }
   const numberOfFrames = Math.max(1, Math.trunc(ds.number(Tags.NumberOfFrames) ?? 1));
+  if (numberOfFrames > MAX_FRAMES_PER_FILE) {
+    throw new DicomParseError(`NumberOfFrames ${numberOfFrames} is more than ${MAX_FRAMES_PER_FILE}`);
+  }
   const px = parsed.pixelData;
   const encapsulated = px !== undefined && px.length < 0;
   return {

@@ -29,6 +29,8 @@ export interface LoadOptions {
   seriesInstanceUid?: string;
   /** Largest number of voxels a volume may have (413 beyond). */
   maxVoxels: number;
+  /** Largest decoded size of one frame in bytes (413 beyond); 256 MiB by default. */
+  maxFrameBytes?: number;
   /** Called with the bytes the volume needs before they are allocated (again if they grow); throws to refuse. */
   reserve?: (bytes: number) => Promise<void>;
   readLimits?: ReadLimits;
@@ -104,10 +106,14 @@ function storedFormat(h: SliceHeader): PixelFormat {
   return h.pixelRepresentation === 1 ? PixelFormat.Int16 : PixelFormat.UInt16;
 }
 
-function checkSlice(s: Slice, first: Slice, decoding: boolean): void {
+function checkSlice(s: Slice, first: Slice, decoding: boolean, maxFrameBytes: number): void {
   const h = s.header;
   const name = `slice ${s.label}`;
   if (!h.pixelData) throw unprocessable(`${name}: no pixel data`);
+  const frameBytes = h.rows * h.columns * Math.max(1, h.samplesPerPixel) * Math.ceil(Math.max(8, h.bitsAllocated) / 8);
+  if (frameBytes > maxFrameBytes) {
+    throw tooLarge(`${name}: a ${h.rows}x${h.columns} frame needs ${frameBytes} bytes, more than maxFrameBytes (${maxFrameBytes})`);
+  }
   const native = isNative(h.transferSyntaxUid) && !h.pixelData.encapsulated;
   if (!native && !(decoding && canDecode(h.transferSyntaxUid) && h.pixelData.encapsulated)) {
     throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', `${name}: transfer syntax ${describeTransferSyntax(h.transferSyntaxUid)} cannot be decoded`);
@@ -187,7 +193,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${files.length} files looked at)`);
 
   // 2. Checks and order.
-  for (const s of slices) checkSlice(s, slices[0], options.pool !== undefined);
+  for (const s of slices) checkSlice(s, slices[0], options.pool !== undefined, options.maxFrameBytes ?? 256 * 1024 * 1024);
   const ordering = orderSlices(
     slices.map((s) => ({
       label: s.label,

@@ -2,7 +2,7 @@
  * Volumes by series UID: finds the files in the source, loads them once (however many requests
  * arrive together) and keeps them in the byte-budget cache.
  */
-import { notFound } from '../core/errors.js';
+import { notFound, tooLarge } from '../core/errors.js';
 import type { Volume } from '../core/volume/volume.js';
 import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
@@ -12,6 +12,8 @@ import type { BudgetCache } from './budgetCache.js';
 
 export interface VolumeServiceOptions {
   maxVoxels: number;
+  maxFrameBytes?: number;
+  maxFilesPerSeries?: number;
   readLimits: ReadLimits;
   concurrency: number;
   log: (message: string) => void;
@@ -30,9 +32,14 @@ export class VolumeService {
     return this.cache.get(`volume:${seriesUid}`, async (reserve) => {
       const found = await this.source.find(seriesUid);
       if (!found) throw notFound(`series ${seriesUid} is not found`);
+      const maxFiles = this.options.maxFilesPerSeries ?? Infinity;
+      if (found.files.length > maxFiles) {
+        throw tooLarge(`series ${seriesUid} has ${found.files.length} files, more than maxFilesPerSeries (${maxFiles})`);
+      }
       const volume = await loadVolume(found.files, {
         seriesInstanceUid: seriesUid,
         maxVoxels: this.options.maxVoxels,
+        maxFrameBytes: this.options.maxFrameBytes,
         reserve,
         readLimits: this.options.readLimits,
         label: found.label,
