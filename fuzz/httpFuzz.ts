@@ -1,0 +1,163 @@
+/**
+ * HTTP parameter fuzzer: random and adversarial query strings for every action, sent in process
+ * (fastify inject) to a server holding a small series. Every answer must be one of the
+ * contract's statuses other than 500, JSON {"result":"ng"} when it is an error, and come within
+ * a bounded time.
+ *
+ *   npm run fuzz:http -- [--count N] [--seed X]
+ */
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/config.js';
+import { createServer, type Server } from '../src/server.js';
+import { TempDir, writeSeries } from '../test/fixtures/series.js';
+import { rng } from './mutate.js';
+
+export const SERIES = '1.2.840.113619.2.55.3';
+const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 413, 422, 503]);
+const TIME_LIMIT_MS = 5000;
+
+const ACTIONS: Record<string, string[]> = {
+  '/status': [],
+  '/metadata': ['series'],
+  '/mpr': ['series', 'mode', 'target', 'ww', 'wl'],
+  '/oblique': ['series', 'a', 'b', 'c', 'ww', 'wl'],
+  '/raw': ['series', 'format'],
+  '/volume': ['series'],
+  '/requestToken': ['series'],
+};
+
+const GOOD: Record<string, string[]> = {
+  series: [SERIES, SERIES, '1.2.3'],
+  mode: ['axial', 'coronal', 'sagittal'],
+  b: ['axial', 'coronal', 'sagittal'],
+  target: ['0', '1', '2', '3'],
+  ww: ['400', '1', '0.001', '65535'],
+  wl: ['40', '-1000', '0', '3000.5'],
+  a: ['0', '0.5', '-1.5707963', '3.14159', '100'],
+  c: ['1,1,1', '0,0,0', '5,4,3', '2.5,1.25,0.5'],
+  format: ['combined', 'voxels'],
+  token: ['abc.def'],
+};
+
+const BAD = [
+  '',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e400',
+  '-1e400',
+  '1e-400',
+  '0x10',
+  ' 1',
+  '1 ',
+  '+1',
+  '-0',
+  '9'.repeat(400),
+  '1,2',
+  '1,2,3,4',
+  ',,',
+  '1,,2',
+  '%E7%94%BB%E5%83%8F',
+  '%00',
+  '%zz',
+  '..%2F..%2Fetc',
+  'AXIAL',
+  'axial%20',
+  '-1',
+  '1.5',
+  '1e3',
+  '-2147483649',
+  '4294967296',
+  'x'.repeat(3000),
+  '%FF%FE',
+  '1.2.3.',
+  '01.2',
+];
+
+export interface HttpProblem {
+  url: string;
+  status: number;
+  why: string;
+}
+
+function randomUrl(r: () => number): string {
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)];
+  const paths = Object.keys(ACTIONS);
+  let path = pick(paths);
+  if (r() < 0.05) path = pick(['/Mpr', '/mpr/', '//mpr', '/mpr%00', '/nothing', '/', '/status/x', '/metadata;x']);
+  const names = ACTIONS[path] ?? ['series'];
+  const parts: string[] = [];
+  for (const name of [...names, ...(r() < 0.2 ? ['token', 'zzz'] : [])]) {
+    const roll = r();
+    if (roll < 0.1) continue; // missing
+    const value = roll < 0.6 ? pick(GOOD[name] ?? ['1']) : pick(BAD);
+    parts.push(`${name}=${value}`);
+    if (r() < 0.05) parts.push(`${name}=${pick(GOOD[name] ?? ['1'])}`); // repeated
+  }
+  if (r() < 0.05) parts.push('&&&=&');
+  return parts.length ? `${path}?${parts.join('&')}` : path;
+}
+
+export async function startFuzzServers(tmp: TempDir): Promise<Server[]> {
+  writeSeries(join(tmp.path, SERIES), { uid: SERIES, columns: 6, rows: 5, slices: 4, windowCenter: 40, windowWidth: 400 });
+  const base = { dataDir: tmp.path, maxImageSide: 64, logLevel: 'silent' };
+  return [
+    createServer(loadConfig({ flags: base, env: {} }), { useIndex: false }),
+    createServer(loadConfig({ flags: { ...base, auth: true, tokenSecret: 'fuzzing secret, long enough' }, env: {} }), { useIndex: false }),
+  ];
+}
+
+/** Sends `count` random requests to each server; returns the problems found. */
+export async function fuzzHttp(servers: Server[], count: number, seed: number): Promise<{ problems: HttpProblem[]; statuses: Record<number, number> }> {
+  const r = rng(seed);
+  const problems: HttpProblem[] = [];
+  const statuses: Record<number, number> = {};
+  for (let i = 0; i < count; i++) {
+    const url = randomUrl(r);
+    for (const s of servers) {
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await s.app.inject({ method: r() < 0.03 ? 'POST' : 'GET', url, remoteAddress: r() < 0.5 ? '127.0.0.1' : '10.9.8.7' });
+      } catch (err) {
+        problems.push({ url, status: -1, why: `inject threw: ${(err as Error).message}` });
+        continue;
+      }
+      const ms = performance.now() - t0;
+      statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+      if (!ALLOWED.has(res.statusCode)) problems.push({ url, status: res.statusCode, why: `status ${res.statusCode}: ${res.body.slice(0, 200)}` });
+      else if (res.statusCode >= 400) {
+        let body: { result?: string; message?: string } = {};
+        try {
+          body = res.json();
+        } catch {
+          /* checked below */
+        }
+        if (body.result !== 'ng' || typeof body.message !== 'string') problems.push({ url, status: res.statusCode, why: `error body is not {result:"ng",message}: ${res.body.slice(0, 200)}` });
+      }
+      if (ms > TIME_LIMIT_MS) problems.push({ url, status: res.statusCode, why: `took ${ms.toFixed(0)} ms` });
+    }
+  }
+  return { problems, statuses };
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const arg = (name: string, fallback: number): number => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  };
+  const tmp = new TempDir('circus-httpfuzz-');
+  const servers = await startFuzzServers(tmp);
+  const t0 = performance.now();
+  const count = arg('count', 5000);
+  const { problems, statuses } = await fuzzHttp(servers, count, arg('seed', 1));
+  await Promise.all(servers.map((s) => s.close()));
+  tmp.remove();
+  console.log(`HTTP fuzzer: ${count} URLs x ${servers.length} servers in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`  statuses ${JSON.stringify(statuses)}`);
+  if (problems.length) {
+    for (const p of problems.slice(0, 30)) console.log(`  ${p.url}: ${p.why}`);
+    process.exit(1);
+  }
+  console.log('no problems');
+}
