@@ -104,6 +104,18 @@ function writeText(buf: Buffer, p: Place, text: string): void {
 
 /** One mutation of `input` (a copy is returned; the input is left alone). */
 export function mutate(input: Buffer, r: Random): Buffer {
+  try {
+    return mutateOnce(input, r);
+  } catch (err) {
+    // A write that fell outside a short (or empty) buffer: flip a byte instead, if there is one.
+    if (!(err instanceof RangeError)) throw err;
+    const buf = Buffer.from(input);
+    if (buf.length > 0) buf[int(r, buf.length)] ^= 0xff;
+    return buf;
+  }
+}
+
+function mutateOnce(input: Buffer, r: Random): Buffer {
   let buf = Buffer.from(input);
   const where = places(buf);
   const aimed = where.length > 0 && r() < 0.6;
