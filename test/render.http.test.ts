@@ -239,6 +239,16 @@ describe('/raw', () => {
     }
   });
 
+  it('answers requests arriving together with one stream, each complete', async () => {
+    const url = `/raw?series=${MONO1}&format=voxels`;
+    const answers = await Promise.all([get(url), get(url), get(url)]);
+    for (const a of answers) {
+      expect(a.statusCode).toBe(200);
+      expect(gunzipSync(a.rawPayload).length).toBe(NX * NY * NZ * 2);
+      expect(a.rawPayload.equals(answers[0].rawPayload)).toBe(true);
+    }
+  });
+
   it('400 for a bad format', async () => {
     const res = await get(`/raw?series=${DEFAULT_UID}&format=png`);
     expect(res.statusCode).toBe(400);

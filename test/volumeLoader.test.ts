@@ -357,6 +357,9 @@ describe('pixel decoding', () => {
     ]);
     const w = await load(writeSeries(join(tmp.path, 'none'), { slices: 1 }));
     expect(w.sliceWindows).toEqual([null]);
+    // WindowWidth 0 (written by some MR scanners) is no window: DICOM requires a width of at least 1.
+    const zero = await load(writeSeries(join(tmp.path, 'zero'), { slices: 1, windowCenter: 0, windowWidth: 0 }));
+    expect(zero.sliceWindows).toEqual([null]);
   });
 
   it('reads a bare dataset without preamble', async () => {

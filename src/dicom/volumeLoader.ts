@@ -305,7 +305,8 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   }
 
   const windows: (Window | null)[] = ordered.map(({ header: h }) =>
-    h.windowCenter !== undefined && h.windowWidth !== undefined ? { level: h.windowCenter, width: h.windowWidth } : null,
+    // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
+    h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1 ? { level: h.windowCenter, width: h.windowWidth } : null,
   );
   const volume: Volume = {
     dims: [nx, ny, nz],
