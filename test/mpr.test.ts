@@ -1,11 +1,11 @@
 import { decode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 import { CircusError } from '../src/core/errors.js';
-import { obliqueLayout, sampleOblique } from '../src/core/mpr/oblique.js';
+import { obliqueLayout, renderOblique, sampleOblique } from '../src/core/mpr/oblique.js';
 import { planeLayout, renderOrthogonal, sampleOrthogonal } from '../src/core/mpr/orthogonal.js';
 import { windowInto, windowTable, windowValue } from '../src/core/mpr/window.js';
 import { PixelFormat, type Volume, type VoxelArray } from '../src/core/volume/volume.js';
-import { encodePngSync, filterRows } from '../src/encode/png.js';
+import { encodePngSync, encodeScanlines, filterRows, scanlineBuffer } from '../src/encode/png.js';
 
 /** A volume whose voxel (x, y, z) holds f(x, y, z). */
 function makeVolume(dims: [number, number, number], voxelSize: [number, number, number], f: (x: number, y: number, z: number) => number, format: PixelFormat = PixelFormat.Int16): Volume {
@@ -80,6 +80,19 @@ describe('orthogonal planes', () => {
     expect(planeLayout(v, 'axial')).toEqual({ width: 3, height: 2, count: 4, pixelSize: [0.5, 0.7] });
     expect(planeLayout(v, 'coronal')).toEqual({ width: 3, height: 4, count: 2, pixelSize: [0.5, 2] });
     expect(planeLayout(v, 'sagittal')).toEqual({ width: 2, height: 4, count: 3, pixelSize: [0.7, 2] });
+  });
+
+  it('renders each mode into PNG scanlines that decode to the windowed plane', async () => {
+    const w = { width: 300, level: 150, invert: false };
+    for (const [mode, target] of [['axial', 1], ['coronal', 1], ['sagittal', 2]] as const) {
+      const layout = planeLayout(v, mode);
+      const plain = new Uint8Array(layout.width * layout.height);
+      renderOrthogonal(v, mode, target, w, plain);
+      const rows = scanlineBuffer(layout.width, layout.height);
+      renderOrthogonal(v, mode, target, w, rows, { stride: layout.width + 1, offset: 1 });
+      const img = decode(await encodeScanlines(rows, layout.width, layout.height));
+      expect(Array.from(img.data as Uint8Array), mode).toEqual(Array.from(plain));
+    }
   });
 
   it('windows each mode to the same pixels as sampling then the formula', () => {

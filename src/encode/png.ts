@@ -74,6 +74,36 @@ function checkSize(width: number, height: number): void {
   }
 }
 
+/**
+ * A buffer for scanlines: (width + 1) * height bytes; put pixel (x, y) at 1 + y * (width + 1) + x
+ * (row placement stride width + 1, offset 1), then encode with `encodeScanlines`.
+ */
+export const scanlineBuffer = (width: number, height: number): Buffer => Buffer.allocUnsafe((width + 1) * height);
+
+/**
+ * Applies the Up filter in place to scanlines holding raw pixels, from the last row up (each
+ * row minus the raw row above it), and sets every filter byte.
+ */
+export function upFilterInPlace(rows: Uint8Array, width: number, height: number): void {
+  const stride = width + 1;
+  for (let y = height - 1; y > 0; y--) {
+    const o = y * stride + 1;
+    const above = o - stride;
+    rows[o - 1] = FILTER_TYPE.up;
+    for (let x = 0; x < width; x++) rows[o + x] -= rows[above + x];
+  }
+  rows[0] = FILTER_TYPE.up;
+}
+
+/** Encodes scanlines filled as `scanlineBuffer` says (Up filter, deflate off the event loop). */
+export function encodeScanlines(rows: Buffer, width: number, height: number, options: Omit<PngOptions, 'filter'> = {}): Promise<Buffer> {
+  checkSize(width, height);
+  upFilterInPlace(rows, width, height);
+  return new Promise((resolve, reject) =>
+    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
+  );
+}
+
 export function encodePngSync(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Buffer {
   checkSize(width, height);
   const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);

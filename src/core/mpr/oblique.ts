@@ -20,6 +20,7 @@
 import { badParameter, tooLarge } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import type { Orientation } from './orthogonal.js';
+import { checkWindow, type WindowSpec } from './window.js';
 
 export interface ObliqueRequest {
   /** Angle in radians. */
@@ -128,11 +129,30 @@ export function obliqueLayout(v: Pick<Volume, 'dims' | 'voxelSize'>, req: Obliqu
 
 const clamp = (x: number, max: number): number => (x < 0 ? 0 : x > max ? max : x);
 
+/** Where rows of an 8-bit image go: pixel (col, row) at `offset + row * stride + col`. */
+export interface RowPlacement {
+  stride: number;
+  offset: number;
+}
+
 /**
  * Samples the plane into `out` (Float32Array of width * height, row-major) by trilinear
  * interpolation of the volume's values.
  */
 export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Array): void {
+  obliqueInto(v, layout, out, null, null, { stride: layout.width, offset: 0 });
+}
+
+/**
+ * Samples and windows the plane straight into 8-bit `out` (no intermediate values), rows placed
+ * as `rows` says (for PNG scanlines, stride width + 1 and offset 1).
+ */
+export function renderOblique(v: Volume, layout: ObliqueLayout, w: WindowSpec, out: Uint8Array, rows: RowPlacement = { stride: layout.width, offset: 0 }): void {
+  checkWindow(w);
+  obliqueInto(v, layout, null, out, w, rows);
+}
+
+function obliqueInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
   const [nx, ny, nz] = v.dims;
   const n = [nx, ny, nz];
   const stride = [1, nx, nx * ny];
@@ -161,18 +181,26 @@ export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Arra
     fq[i] = xq - iq;
   }
 
+  // Windowing, as windowValue computes it.
+  const toBytes = u8 !== null;
+  const level = w ? w.level : 0;
+  const half = w ? w.width / 2 : 0;
+  const width = w ? w.width : 1;
+  const invert = w ? w.invert : false;
+
   const fc = layout.fixedCount;
   const columns = layout.rotated === 'columns';
-  const width = layout.width;
+  // Output index of (rotated i, fixed j) = rowStart + i * step.
+  const rowStride = toBytes ? rows.stride : layout.width;
+  const offset = toBytes ? rows.offset : 0;
   for (let j = 0; j < fc; j++) {
     const xk = clamp(j * layout.fixedStep, n[k] - 1);
     const ik = Math.min(Math.floor(xk), n[k] - 1);
     const fk = xk - ik;
     const kOff = ik * stride[k];
     const dk = ik < n[k] - 1 ? stride[k] : 0;
-    // Output index of (rotated i, fixed j) = rowStart + i * step.
-    const rowStart = columns ? j * width : j;
-    const step = columns ? 1 : width;
+    const rowStart = offset + (columns ? j * rowStride : j);
+    const step = columns ? 1 : rowStride;
     for (let i = 0, o = rowStart; i < rc; i++, o += step) {
       const o0 = base[i] + kOff;
       const a = fp[i];
@@ -189,7 +217,13 @@ export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Arra
         const upper = v10 + bq * (v11 - v10);
         value += fk * (upper - value);
       }
-      out[o] = value;
+      if (toBytes) {
+        let x = Math.round(((value - level + half) * 255) / width);
+        x = x < 0 ? 0 : x > 255 ? 255 : x;
+        u8![o] = invert ? 255 - x : x;
+      } else {
+        f32![o] = value;
+      }
     }
   }
 }

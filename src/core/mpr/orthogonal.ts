@@ -8,6 +8,7 @@
  */
 import { badParameter } from '../errors.js';
 import type { Volume, VoxelArray } from '../volume/volume.js';
+import type { RowPlacement } from './oblique.js';
 import { windowInto, type WindowSpec } from './window.js';
 
 export const ORIENTATIONS = ['axial', 'coronal', 'sagittal'] as const;
@@ -66,20 +67,23 @@ export function sampleOrthogonal(v: Volume, mode: Orientation, target: number, o
 }
 
 /**
- * Windows the plane into 8-bit `out` (length width * height). `scratch`, of the volume's type and
- * at least ny * nz long, is used to gather sagittal planes.
+ * Windows the plane into 8-bit `out`, pixel (i, j) at `rows.offset + j * rows.stride + i`
+ * (contiguous rows by default; PNG scanlines use stride width + 1, offset 1).
  */
-export function renderOrthogonal(v: Volume, mode: Orientation, target: number, w: WindowSpec, out: Uint8Array, scratch?: VoxelArray): void {
+export function renderOrthogonal(v: Volume, mode: Orientation, target: number, w: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
   const layout = planeLayout(v, mode);
   checkTarget(layout, target);
   const [nx, ny, nz] = v.dims;
-  if (mode === 'axial') {
+  const { stride, offset } = rows ?? { stride: layout.width, offset: 0 };
+  if (mode === 'axial' && stride === nx && offset === 0) {
     windowInto(v.data, v.pixelFormat, w, out, nx * ny, nx * ny * target);
+  } else if (mode === 'axial') {
+    for (let j = 0; j < ny; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(offset + stride * j), nx, nx * (j + ny * target));
   } else if (mode === 'coronal') {
-    for (let j = 0; j < nz; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(nx * j), nx, nx * (target + ny * j));
+    for (let j = 0; j < nz; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(offset + stride * j), nx, nx * (target + ny * j));
   } else {
-    const values = scratch ?? new (v.data.constructor as new (n: number) => VoxelArray)(ny * nz);
+    const values = new (v.data.constructor as new (n: number) => VoxelArray)(ny * nz);
     sampleOrthogonal(v, mode, target, values);
-    windowInto(values, v.pixelFormat, w, out, ny * nz);
+    for (let j = 0; j < nz; j++) windowInto(values, v.pixelFormat, w, out.subarray(offset + stride * j), ny, ny * j);
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { authorize } from '../auth.js';
 import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
-import { encodePng } from '../../encode/png.js';
+import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
 import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
 
@@ -23,9 +23,9 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     if (layout.width > maxSide || layout.height > maxSide) {
       throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
     }
-    const pixels = new Uint8Array(layout.width * layout.height);
-    renderOrthogonal(volume, mode, t, windowFor(volume, win), pixels);
-    const png = await encodePng(pixels, layout.width, layout.height);
+    const rows = scanlineBuffer(layout.width, layout.height);
+    renderOrthogonal(volume, mode, t, windowFor(volume, win), rows, { stride: layout.width + 1, offset: 1 });
+    const png = await encodeScanlines(rows, layout.width, layout.height);
     return sendPng(reply, png, {
       'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
       'X-Circus-Pixel-Columns': String(layout.width),

@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { authorize } from '../auth.js';
 import { badParameter } from '../../core/errors.js';
-import { obliqueLayout, sampleOblique } from '../../core/mpr/oblique.js';
+import { obliqueLayout, renderOblique } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
-import { windowInto } from '../../core/mpr/window.js';
-import { PixelFormat } from '../../core/volume/volume.js';
-import { encodePng } from '../../encode/png.js';
+import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, parseDecimal, seriesParam, single, type Query } from '../params.js';
 import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
 
@@ -28,11 +26,9 @@ export async function obliqueRoute(app: FastifyInstance): Promise<void> {
     const win = windowParams(q);
     const volume = await app.deps.volumes.get(series);
     const layout = obliqueLayout(volume, { a, b, c }, app.deps.config.maxImageSide);
-    const values = new Float32Array(layout.width * layout.height);
-    sampleOblique(volume, layout, values);
-    const pixels = new Uint8Array(values.length);
-    windowInto(values, PixelFormat.Float32, windowFor(volume, win), pixels);
-    const png = await encodePng(pixels, layout.width, layout.height);
+    const rows = scanlineBuffer(layout.width, layout.height);
+    renderOblique(volume, layout, windowFor(volume, win), rows, { stride: layout.width + 1, offset: 1 });
+    const png = await encodeScanlines(rows, layout.width, layout.height);
     return sendPng(reply, png, {
       'X-Circus-Pixel-Size': headerNumber(layout.pixelSize),
       'X-Circus-Pixel-Columns': String(layout.width),
