@@ -218,9 +218,11 @@ function obliqueInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null,
         value += fk * (upper - value);
       }
       if (toBytes) {
-        let x = Math.round(((value - level + half) * 255) / width);
-        x = x < 0 ? 0 : x > 255 ? 255 : x;
-        u8![o] = invert ? 255 - x : x;
+        // As windowValue computes it.
+        let x = ((value - level + half) * 255) / width;
+        x = x > 0 ? (x < 255 ? x : 255) : 0;
+        const byte = (x + 0.5) | 0;
+        u8![o] = invert ? 255 - byte : byte;
       } else {
         f32![o] = value;
       }

@@ -1,7 +1,9 @@
 /**
  * Window/level to 8 bits, per the contract:
  *   out = round((v - level + width / 2) * 255 / width), clamped to 0..255,
- * and 255 - out for MONOCHROME1. `round` is Math.round (halves go up).
+ * and 255 - out for MONOCHROME1. Rounding is half up, computed as trunc(clamped + 0.5): the
+ * same as Math.round on every value but the one just below 0.5, and several times faster
+ * (Math.round is not inlined in these loops; it cost more than the interpolation itself).
  *
  * Integer voxel formats go through a lookup table indexed by value - typeMin (256 or 65536
  * entries, built once per window and kept in a small cache); interpolated or Float32 values are
@@ -22,8 +24,11 @@ export function checkWindow(w: Window): void {
 
 /** One value through the window (the reference the tables and loops follow). */
 export function windowValue(v: number, w: WindowSpec): number {
-  const x = Math.round(((v - w.level + w.width / 2) * 255) / w.width);
-  const out = x < 0 ? 0 : x > 255 ? 255 : x;
+  // Exactly the contract's expression: a multiplication by 255 / width instead would turn
+  // ties such as 127.5 into 127.49999999999999.
+  let x = ((v - w.level + w.width / 2) * 255) / w.width;
+  x = x > 0 ? (x < 255 ? x : 255) : 0; // NaN-safe: anything not above 0 is 0
+  const out = (x + 0.5) | 0;
   return w.invert ? 255 - out : out;
 }
 
@@ -72,8 +77,9 @@ export function windowInto(src: VoxelArray, format: PixelFormat, w: WindowSpec, 
   const { width, level, invert } = w;
   const half = width / 2;
   for (let i = 0; i < count; i++) {
-    let x = Math.round(((src[srcStart + i] - level + half) * 255) / width);
-    x = x < 0 ? 0 : x > 255 ? 255 : x;
-    out[i] = invert ? 255 - x : x;
+    let x = ((src[srcStart + i] - level + half) * 255) / width;
+    x = x > 0 ? (x < 255 ? x : 255) : 0;
+    const b = (x + 0.5) | 0;
+    out[i] = invert ? 255 - b : b;
   }
 }
