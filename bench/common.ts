@@ -26,28 +26,30 @@ export const SERIES_UID = '1.2.826.0.1.3680043.10.1453.300.1';
 /** The file of slice k (z = k: InstanceNumber k + 1 increases with z) in the series folder. */
 export const sliceFileName = (k: number): string => `CT${String(k).padStart(4, '0')}.dcm`;
 
+/** Writes the signed series bench/load.ts measures, unless its 300 files are there; returns its folder. */
+export const ensureSeries = (): string => ensureLoadSeries(SERIES_UID, true, 0);
+
 /**
- * Writes the series as bench/load.ts does (same content, so either script can write it) unless
- * its 300 files are there; returns its folder.
+ * A 512 x 512 x 300 series under .bench-data/load: a body disc of soft tissue in air, stored
+ * signed, or unsigned with `intercept` (-1024 gives Int16 HU); written once, then reused.
  */
-export function ensureSeries(): string {
-  const uid = SERIES_UID;
+export function ensureLoadSeries(uid: string, signed: boolean, intercept: number): string {
   const dir = join(LOAD_ROOT, uid);
   if (existsSync(dir) && readdirSync(dir).length === NZ) return dir;
   mkdirSync(dir, { recursive: true });
   for (let k = 0; k < NZ; k++) {
-    const pixels = new Int16Array(NX * NY);
+    const pixels = signed ? new Int16Array(NX * NY) : new Uint16Array(NX * NY);
     for (let y = 0; y < NY; y++) {
       for (let x = 0; x < NX; x++) {
         const r = Math.hypot(x - 256, y - 256);
-        pixels[x + y * NX] = r < 200 ? 40 + ((x * 7 + y * 13 + k * 3) % 50) : -1000;
+        pixels[x + y * NX] = (r < 200 ? 40 + ((x * 7 + y * 13 + k * 3) % 50) : -1000) - intercept;
       }
     }
     const elements = imageElements({
       rows: NY,
       columns: NX,
       bitsAllocated: 16,
-      signed: true,
+      signed,
       pixels,
       seriesInstanceUid: uid,
       sopInstanceUid: `${uid}.${k + 1}`,
@@ -56,7 +58,7 @@ export function ensureSeries(): string {
       imageOrientationPatient: [1, 0, 0, 0, 1, 0],
       pixelSpacing: [0.78125, 0.78125],
       sliceThickness: 0.625,
-      rescaleIntercept: 0,
+      rescaleIntercept: intercept,
       rescaleSlope: 1,
       windowCenter: 40,
       windowWidth: 400,

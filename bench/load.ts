@@ -13,19 +13,15 @@
  * huge pages for large buffers, as `npm start` and the circus-rs command run the server).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/config.js';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer } from '../src/server.js';
+import { ensureLoadSeries, LOAD_ROOT as ROOT, NX, NY, NZ } from './common.js';
 
-const NX = 512;
-const NY = 512;
-const NZ = 300;
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/load');
 const VARIANTS = {
   signed: { uid: '1.2.826.0.1.3680043.10.1453.300.1', signed: true, intercept: 0 },
   unsigned: { uid: '1.2.826.0.1.3680043.10.1453.300.2', signed: false, intercept: -1024 },
@@ -34,39 +30,7 @@ type Variant = keyof typeof VARIANTS;
 
 function ensureSeries(variant: Variant): string {
   const { uid, signed, intercept } = VARIANTS[variant];
-  const dir = join(ROOT, uid);
-  if (existsSync(dir) && readdirSync(dir).length === NZ) return dir;
-  mkdirSync(dir, { recursive: true });
-  for (let k = 0; k < NZ; k++) {
-    const pixels = signed ? new Int16Array(NX * NY) : new Uint16Array(NX * NY);
-    for (let y = 0; y < NY; y++) {
-      for (let x = 0; x < NX; x++) {
-        const r = Math.hypot(x - 256, y - 256);
-        const hu = r < 200 ? 40 + ((x * 7 + y * 13 + k * 3) % 50) : -1000;
-        pixels[x + y * NX] = hu - intercept;
-      }
-    }
-    const elements = imageElements({
-      rows: NY,
-      columns: NX,
-      bitsAllocated: 16,
-      signed,
-      pixels,
-      seriesInstanceUid: uid,
-      sopInstanceUid: `${uid}.${k + 1}`,
-      instanceNumber: k + 1,
-      imagePositionPatient: [-200, -200, -k * 0.625],
-      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-      pixelSpacing: [0.78125, 0.78125],
-      sliceThickness: 0.625,
-      rescaleIntercept: intercept,
-      rescaleSlope: 1,
-      windowCenter: 40,
-      windowWidth: 400,
-    });
-    writeFileSync(join(dir, `CT${String(k).padStart(4, '0')}.dcm`), writeDicom(elements));
-  }
-  return dir;
+  return ensureLoadSeries(uid, signed, intercept);
 }
 
 async function measure(variant: Variant): Promise<void> {
