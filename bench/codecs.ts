@@ -1,0 +1,587 @@
+/**
+ * Cold load of a compressed 512 x 512 x 300 Int16 CT series, per transfer syntax, through the
+ * decoding pool.
+ *
+ *   npm run bench:codecs     (transcodes the series under .bench-data/codecs/ once, then measures)
+ *
+ * The series is bench/render.ts's torso phantom (air, couch, fat, organs, bone, lungs, bowel gas,
+ * CT-like correlated noise; -1024 .. 3071 HU stored as signed Int16, so negatives throughout),
+ * written as Explicit VR Little Endian and transcoded, slice by slice and two tools at a time,
+ * into each lossless syntax: RLE (dcmcrle), JPEG Lossless SV1 (dcmcjpeg +e1), JPEG-LS (dcmcjpls),
+ * JPEG 2000 (gdcmconv --j2k) and HTJ2K (ojph_compress from the raw samples, wrapped into DICOM
+ * here). Each syntax is its own series (own SeriesInstanceUID) under
+ * .bench-data/codecs/<syntax>/<uid>/, kept and reused on later runs; when written, every file's
+ * syntax is checked and the middle slice decoded (as the workers do) and compared bit for bit.
+ *
+ * Then, for each syntax, in a fresh process (nothing cached, its own peak RSS, the files in the
+ * page cache beforehand, GLIBC_TUNABLES=glibc.malloc.hugetlb=1 as `npm start` runs the server),
+ * the server is composed as the CLI does (createServer, no header index) with decodeWorkers = 1
+ * and with decodeWorkers = 0 (one worker per core), and the first /metadata of the series is
+ * timed; three rounds, interleaved, medians printed. The time includes starting the decoding
+ * workers (from the TypeScript sources that also goes through tsx), as a server's first
+ * compressed load does.
+ * Printed per syntax: size on disk and compression ratio; one frame's decode task in a lone warm
+ * worker, and how long one worker, and one per core started at once, take to their first frame;
+ * per worker count the cold load time, MB/s of decoded voxel bytes (157.3 MB), the longest
+ * event-loop stall during the load (monitorEventLoopDelay, 1 ms resolution), the slowest /status
+ * answer while it loads (/status is asked every 20 ms through app.inject, each timed from when it
+ * was due, so a timer held back by a busy event loop counts), CPU time of the process (every
+ * thread) and peak RSS (decoding threads included); and the pool's speed-up over one worker.
+ * Figures only; nothing is asserted. About 3 minutes, plus about 2.5 minutes of transcoding on
+ * the first run (2 cores).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { loadConfig } from '../src/config/config.js';
+import { decodeFrame, initCodecs } from '../src/dicom/codecs.js';
+import { encapsulatedFrames } from '../src/dicom/frames.js';
+import { parseDicom } from '../src/dicom/parser.js';
+import { imageElements, writeDicom } from '../src/dicom/writer.js';
+import { createServer } from '../src/server.js';
+
+const NX = 512;
+const NY = 512;
+const NZ = 300;
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/codecs');
+const THIS_FILE = fileURLToPath(import.meta.url);
+/** Tool invocations at once while transcoding. */
+const TOOL_PARALLELISM = 2;
+const STATUS_EVERY_MS = 20;
+/** Cold loads per syntax and worker count (medians printed). */
+const ROUNDS = 3;
+
+// ---------------------------------------------------------------------------------------------
+// The phantom: bench/render.ts's, generated slice by slice (the same voxels).
+
+/** xorshift32: deterministic, fast. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+/** 65536 samples of a unit normal distribution (inverse CDF at bin centres), indexed by 16 random bits. */
+function gaussianTable(): Float32Array {
+  const t = new Float32Array(65536);
+  // Acklam's rational approximation of the inverse normal CDF (|error| < 1.2e-9).
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  for (let i = 0; i < 65536; i++) {
+    const p = (i + 0.5) / 65536;
+    const pl = 0.02425;
+    let x: number;
+    if (p < pl || p > 1 - pl) {
+      const q = Math.sqrt(-2 * Math.log(p < pl ? p : 1 - p));
+      x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+      if (p > 1 - pl) x = -x;
+    } else {
+      const q = p - 0.5;
+      const r = q * q;
+      x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+    }
+    t[i] = x;
+  }
+  return t;
+}
+
+/** Noise level (HU) of the last voxel `tissue` was asked about (saves an allocation per voxel). */
+let noiseLevel = 0;
+
+/** Tissue value (HU) at voxel (x, y) of slice z, before noise and blurring; sets noiseLevel. */
+function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax: number; ay: number }): number {
+  const dx = (x - g.cx) / g.ax;
+  const dy = (y - g.cy) / g.ay;
+  const e = dx * dx + dy * dy;
+  noiseLevel = 12;
+  if (e > 1) {
+    noiseLevel = 8;
+    if (y >= 412 && y < 419 && Math.abs(x - 256) < 235) return 250; // couch
+    return -1000;
+  }
+  if (e > 0.87) return -100; // subcutaneous fat
+  const inCircle = (px: number, py: number, r: number): boolean => (x - px) * (x - px) + (y - py) * (y - py) < r * r;
+  const spineY = g.cy + g.ay * 0.55;
+  // Spine: vertebral body (cortex and cancellous bone, a disk every 30 mm), canal, arch.
+  if (inCircle(256, spineY, 22)) {
+    if (z % 48 < 7) return 85;
+    noiseLevel = 25;
+    return inCircle(256, spineY, 18) ? 260 : 950;
+  }
+  if (inCircle(256, spineY + 36, 10)) return 12;
+  if (inCircle(256, spineY + 36, 17)) return ((noiseLevel = 30), 720);
+  if (inCircle(226, spineY - 36, 13)) return 190; // aorta, contrast
+  // Ribs: short arcs inside the fat layer every 24 degrees, on 10 of every 24 slices.
+  if (e > 0.74 && (z + Math.round(Math.abs(dx) * 10)) % 24 < 10) {
+    const deg = (Math.atan2(dy, dx) * 180) / Math.PI + 180;
+    if (deg % 24 < 5 && !(deg > 55 && deg < 125)) return ((noiseLevel = 30), 780);
+  }
+  // Heart: an ellipsoid with a wall.
+  const hx = (x - 282) / 62;
+  const hy = (y - (g.cy - 15)) / 52;
+  const hz = (z - 95) / 60;
+  const h = hx * hx + hy * hy + hz * hz;
+  if (h < 1) return h > 0.7 ? 60 : 42;
+  if (z < 150) {
+    // Thorax: sternum, lungs (domes at the bottom) with a faint texture.
+    if (inCircle(256, g.cy - g.ay * 0.84, 11)) return ((noiseLevel = 30), 620);
+    const scale = Math.min(1, (150 - z) / 45);
+    for (let side = -1; side <= 1; side += 2) {
+      const lx = (x - (256 + side * 88)) / (72 * scale);
+      const ly = (y - (g.cy - 8)) / (98 * scale);
+      if (lx * lx + ly * ly < 1) return ((noiseLevel = 20), -850 + 35 * Math.sin(x / 6.5) * Math.sin(y / 8.3) * Math.sin(z / 5.1));
+    }
+    return 50;
+  }
+  // Abdomen: kidneys, liver, bowel with gas.
+  for (let side = -1; side <= 1; side += 2) {
+    const kx = (x - (256 + side * 78)) / 24;
+    const ky = (y - (spineY - 8)) / 32;
+    const kz = (z - 240) / 40;
+    const k = kx * kx + ky * ky + kz * kz;
+    if (k < 1) return k > 0.6 ? 150 : 30;
+  }
+  const lvx = (x - 196) / 92;
+  const lvy = (y - (g.cy - 12)) / 78;
+  const lvz = (z - 195) / 60;
+  if (lvx * lvx + lvy * lvy + lvz * lvz < 1) return 62;
+  if (z > 200) {
+    for (const [bx, by, br] of BOWEL) if (inCircle(bx, by + ((z * 3) % 11), br)) return ((noiseLevel = 15), -880);
+  }
+  return 48;
+}
+
+const BOWEL = [
+  [300, 215, 12],
+  [330, 260, 9],
+  [270, 250, 7],
+  [315, 300, 10],
+] as const;
+
+/** Yields the phantom's slices in order (z = 0 .. NZ - 1), as bench/render.ts's buildPhantom builds them. */
+function* phantomSlices(): Generator<Int16Array> {
+  const gauss = gaussianTable();
+  const next = rng(20240611);
+  const plane = NX * NY;
+  const noise = new Float32Array(plane); // AR(1) over slices: correlated along z
+  const sigma = new Float32Array(plane);
+  const value = new Float32Array(plane);
+  const tmp = new Float32Array(plane);
+  for (let i = 0; i < plane; i++) noise[i] = gauss[next() >>> 16];
+  for (let z = 0; z < NZ; z++) {
+    const g = { cx: 256, cy: 262, ax: 192 + 8 * Math.sin(z / 60), ay: 136 + 5 * Math.cos(z / 45) };
+    for (let y = 0; y < NY; y++) {
+      for (let x = 0; x < NX; x++) {
+        const i = x + y * NX;
+        value[i] = tissue(x, y, z, g);
+        sigma[i] = noiseLevel;
+        noise[i] = 0.6 * noise[i] + 0.8 * gauss[next() >>> 16];
+      }
+    }
+    for (let i = 0; i < plane; i++) value[i] += (sigma[i] / 0.375) * noise[i];
+    for (let y = 0; y < NY; y++) {
+      const r = y * NX;
+      tmp[r] = value[r];
+      tmp[r + NX - 1] = value[r + NX - 1];
+      for (let x = 1; x < NX - 1; x++) tmp[r + x] = 0.25 * value[r + x - 1] + 0.5 * value[r + x] + 0.25 * value[r + x + 1];
+    }
+    const out = new Int16Array(plane);
+    for (let y = 0; y < NY; y++) {
+      const up = y > 0 ? y - 1 : y;
+      const down = y < NY - 1 ? y + 1 : y;
+      for (let x = 0; x < NX; x++) {
+        const v = Math.round(0.25 * tmp[x + up * NX] + 0.5 * tmp[x + y * NX] + 0.25 * tmp[x + down * NX]);
+        out[x + y * NX] = v < -1024 ? -1024 : v > 3071 ? 3071 : v;
+      }
+    }
+    yield out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The series, one per transfer syntax
+
+interface Syntax {
+  key: string;
+  name: string;
+  ts: string;
+  uid: string;
+  /** Slices written (all NZ unless a syntax's encoder is too slow for the benchmark). */
+  slices: number;
+  /** The command that turns the Explicit VR LE file `src` into `out`; null: `src` is the file. */
+  tool: ((src: string, out: string) => [string, string[]]) | null;
+  /** Encodes raw samples instead of a DICOM file (HTJ2K): the command from `raw` to `out`. */
+  rawTool?: (raw: string, out: string) => [string, string[]];
+}
+
+const SYNTAXES: Syntax[] = (
+  [
+  { key: 'explicit-le', name: 'Explicit VR LE', ts: '1.2.840.10008.1.2.1', tool: null },
+  { key: 'rle', name: 'RLE Lossless', ts: '1.2.840.10008.1.2.5', tool: (src, out) => ['dcmcrle', [src, out]] },
+  { key: 'jpeg-ll-sv1', name: 'JPEG Lossless SV1', ts: '1.2.840.10008.1.2.4.70', tool: (src, out) => ['dcmcjpeg', ['+e1', src, out]] },
+  { key: 'jpeg-ls', name: 'JPEG-LS Lossless', ts: '1.2.840.10008.1.2.4.80', tool: (src, out) => ['dcmcjpls', [src, out]] },
+  { key: 'j2k', name: 'JPEG 2000 Lossless', ts: '1.2.840.10008.1.2.4.90', tool: (src, out) => ['gdcmconv', ['--j2k', src, out]] },
+  {
+    key: 'htj2k',
+    name: 'HTJ2K Lossless',
+    ts: '1.2.840.10008.1.2.4.201',
+    tool: null,
+    rawTool: (raw, out) => [
+      'ojph_compress',
+      ['-i', raw, '-o', out, '-dims', `{${NX},${NY}}`, '-num_comps', '1', '-signed', 'true', '-bit_depth', '16', '-downsamp', '{1,1}', '-reversible', 'true', '-prog_order', 'LRCP'],
+    ],
+  },
+  ] satisfies Omit<Syntax, 'uid' | 'slices'>[]
+).map((s, i) => ({ ...s, uid: `1.2.826.0.1.3680043.10.1453.600.${i + 1}`, slices: NZ }));
+
+const seriesDir = (s: Syntax): string => join(ROOT, s.key, s.uid);
+const sliceName = (k: number): string => `CT${String(k).padStart(4, '0')}.dcm`;
+const isComplete = (s: Syntax): boolean => existsSync(seriesDir(s)) && readdirSync(seriesDir(s)).length === s.slices;
+const exec = promisify(execFile);
+
+/** Runs `fn` over 0 .. n - 1 with at most `limit` calls in flight. */
+async function forEachLimit(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
+}
+
+function sliceElements(s: Syntax, k: number, pixels: Int16Array) {
+  return imageElements({
+    rows: NY,
+    columns: NX,
+    bitsAllocated: 16,
+    signed: true,
+    pixels,
+    seriesInstanceUid: s.uid,
+    studyInstanceUid: '1.2.826.0.1.3680043.10.1453.600',
+    sopInstanceUid: `${s.uid}.${k + 1}`,
+    seriesDescription: `codecs benchmark phantom, ${s.name}`,
+    instanceNumber: k + 1,
+    imagePositionPatient: [-200, -200, -k * 0.625],
+    imageOrientationPatient: [1, 0, 0, 0, 1, 0],
+    pixelSpacing: [0.78125, 0.78125],
+    sliceThickness: 0.625,
+    rescaleIntercept: 0,
+    rescaleSlope: 1,
+    windowCenter: 40,
+    windowWidth: 400,
+  });
+}
+
+/**
+ * Decodes slice k of the written series in this thread (the worker's code path: parse, split
+ * frames, decodeFrame) and compares it with the phantom's samples.
+ */
+async function checkSlice(s: Syntax, dir: string, k: number, expected: Int16Array): Promise<void> {
+  const parsed = parseDicom(readFileSync(join(dir, sliceName(k))));
+  if (parsed.transferSyntaxUid !== s.ts) throw new Error(`${s.name}: ${sliceName(k)} is in ${parsed.transferSyntaxUid}, not ${s.ts}`);
+  const px = parsed.pixelData!;
+  let bytes: Uint8Array;
+  if (px.fragments) {
+    await initCodecs();
+    const [frame] = encapsulatedFrames(parsed.dataset.buf, px, 1);
+    const info = { rows: NY, columns: NX, bitsAllocated: 16, bitsStored: 16, pixelRepresentation: 1, samplesPerPixel: 1, photometricInterpretation: 'MONOCHROME2', planarConfiguration: 0 };
+    bytes = decodeFrame(s.ts, frame, info);
+  } else {
+    bytes = parsed.dataset.buf.subarray(px.offset, px.offset + px.length);
+  }
+  const got = new Int16Array(new Uint8Array(bytes).buffer, 0, NX * NY); // a copy: Buffer.slice would share the file's buffer
+  for (let i = 0; i < got.length; i++) {
+    if (got[i] !== expected[i]) throw new Error(`${s.name}: slice ${k} decodes to ${got[i]} at ${i}, not ${expected[i]}`);
+  }
+}
+
+/** Writes and transcodes every series not already complete under ROOT. */
+async function ensureSeries(): Promise<void> {
+  const missing = SYNTAXES.filter((s) => !isComplete(s));
+  if (missing.length === 0) return;
+  console.log(`writing ${missing.map((s) => s.name).join(', ')} under ${ROOT} (once; later runs reuse them)`);
+  let t = performance.now();
+  const slices = [...phantomSlices()];
+  const sample = slices[Math.floor(NZ / 2)];
+  console.log(`  phantom: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  for (const s of missing) {
+    t = performance.now();
+    const partial = join(ROOT, `${s.key}.partial`);
+    rmSync(partial, { recursive: true, force: true });
+    rmSync(join(ROOT, s.key), { recursive: true, force: true });
+    const dir = join(partial, s.uid);
+    const work = join(partial, 'work');
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(work, { recursive: true });
+    await forEachLimit(s.slices, TOOL_PARALLELISM, async (k) => {
+      const pixels = slices[k];
+      const target = join(dir, sliceName(k));
+      if (s.rawTool) {
+        const raw = join(work, `${k}.yuv`);
+        const out = join(work, `${k}.j2c`);
+        writeFileSync(raw, pixels);
+        const [cmd, args] = s.rawTool(raw, out);
+        await exec(cmd, args);
+        const elements = sliceElements(s, k, new Int16Array(0));
+        writeFileSync(target, writeDicom(elements, { transferSyntax: s.ts, encapsulated: [readFileSync(out)] }));
+        rmSync(raw);
+        rmSync(out);
+      } else if (s.tool) {
+        const src = join(work, sliceName(k));
+        writeFileSync(src, writeDicom(sliceElements(s, k, pixels)));
+        const [cmd, args] = s.tool(src, target);
+        await exec(cmd, args);
+        rmSync(src);
+      } else {
+        writeFileSync(target, writeDicom(sliceElements(s, k, pixels)));
+      }
+    });
+    rmSync(work, { recursive: true, force: true });
+    // Every file is in the syntax, and the middle slice decodes bit-exactly.
+    for (let k = 0; k < s.slices; k++) {
+      const ts = parseDicom(readFileSync(join(dir, sliceName(k)))).transferSyntaxUid;
+      if (ts !== s.ts) throw new Error(`${s.name}: ${sliceName(k)} is in ${ts}, not ${s.ts}`);
+    }
+    await checkSlice(s, dir, Math.floor(NZ / 2), sample);
+    renameSync(partial, join(ROOT, s.key));
+    console.log(`  ${s.name.padEnd(20)} ${s.slices} slices in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One cold load, in a fresh process
+
+interface Measurement {
+  key: string;
+  workers: number;
+  poolSize: number;
+  loadMs: number;
+  stallMs: number;
+  statusWorstMs: number;
+  statusPolls: number;
+  peakRss: number;
+  /** CPU seconds of the whole process (every thread) during the load, user and system. */
+  userS: number;
+  systemS: number;
+  voxelCount: number[];
+}
+
+async function measure(key: string, workers: number): Promise<Measurement> {
+  const s = SYNTAXES.find((x) => x.key === key)!;
+  const dataDir = join(ROOT, s.key);
+  // Warm the page cache from another process, so this one allocates nothing before the load.
+  execFileSync('sh', ['-c', 'cat "$0"/* > /dev/null', seriesDir(s)]);
+  const config = loadConfig({ flags: { dataDir, cacheBytes: '4G', logLevel: 'silent', decodeWorkers: workers }, env: {} });
+  const server = createServer(config, { useIndex: false });
+  await server.app.ready();
+
+  // /status every 20 ms during the load, each timed from when it was due.
+  let loading = true;
+  let statusWorstMs = 0;
+  let statusPolls = 0;
+  const poller = (async () => {
+    let due = performance.now();
+    while (loading) {
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!loading) break;
+      const res = await server.app.inject({ url: '/status' });
+      const done = performance.now();
+      if (res.statusCode !== 200) throw new Error(`/status: ${res.statusCode}`);
+      statusWorstMs = Math.max(statusWorstMs, done - due);
+      statusPolls++;
+      due = done + STATUS_EVERY_MS;
+    }
+  })();
+
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const cpu0 = process.resourceUsage();
+  const t0 = performance.now();
+  const res = await server.app.inject({ url: `/metadata?series=${s.uid}` });
+  const loadMs = performance.now() - t0;
+  const cpu1 = process.resourceUsage();
+  delay.disable();
+  loading = false;
+  await poller;
+  if (res.statusCode !== 200) throw new Error(`${s.name}: cold /metadata: ${res.statusCode} ${res.body}`);
+  const meta = res.json() as { voxelCount: number[] };
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  await server.close();
+  return {
+    key,
+    workers,
+    poolSize: workers > 0 ? workers : availableParallelism(),
+    loadMs,
+    stallMs: delay.max / 1e6,
+    statusWorstMs,
+    statusPolls,
+    peakRss,
+    userS: (cpu1.userCPUTime - cpu0.userCPUTime) / 1e6,
+    systemS: (cpu1.systemCPUTime - cpu0.systemCPUTime) / 1e6,
+    voxelCount: meta.voxelCount,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding cost of one frame, in workers started as the pool starts its workers
+
+interface WorkerTiming {
+  /** From new Worker to its first frame decoded (thread, tsx, WebAssembly, one decode). */
+  firstMs: number;
+  /** The same for `cores` workers started at once (the pool's cold start), until the last one's first frame. */
+  firstAllMs: number;
+  /** Median of one frame's decode task once the worker is warm (after 40 tasks). */
+  frameMs: number;
+}
+
+const WORKER_URL = new URL('../src/dicom/decodeWorker.ts', import.meta.url);
+
+/** A decoding worker started as DecodePool starts one from the sources; decode(k) runs slice k as one task. */
+function startWorker(s: Syntax): { decode: (k: number) => Promise<void>; terminate: () => Promise<number> } {
+  const worker = new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`, { eval: true });
+  let id = 0;
+  const decode = (k: number): Promise<void> =>
+    new Promise((resolvePromise, reject) => {
+      const task = { id: ++id, path: join(seriesDir(s), sliceName(k)), frames: [0], maxInflatedBytes: 1 << 30 };
+      worker.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolvePromise()));
+      worker.postMessage(task);
+    });
+  return { decode, terminate: () => worker.terminate() };
+}
+
+async function timeWorker(s: Syntax): Promise<WorkerTiming> {
+  // Several at once first (as a cold pool starts), then one alone, which is then timed warm.
+  let t0 = performance.now();
+  const all = Array.from({ length: availableParallelism() }, () => startWorker(s));
+  await Promise.all(all.map((w, i) => w.decode(i)));
+  const firstAllMs = performance.now() - t0;
+  await Promise.all(all.map((w) => w.terminate()));
+  t0 = performance.now();
+  const w = startWorker(s);
+  try {
+    await w.decode(0);
+    const firstMs = performance.now() - t0;
+    const slice = (i: number): number => (i * 37) % s.slices;
+    for (let i = 1; i <= 40; i++) await w.decode(slice(i));
+    const times: number[] = [];
+    for (let i = 41; i <= 81; i++) {
+      const t = performance.now();
+      await w.decode(slice(i));
+      times.push(performance.now() - t);
+    }
+    return { firstMs, firstAllMs, frameMs: median(times) };
+  } finally {
+    await w.terminate();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+function runChild(args: string[]): unknown {
+  const out = execFileSync(process.execPath, [...process.execArgv, THIS_FILE, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
+    maxBuffer: 1 << 20,
+  });
+  const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`child ${args.join(' ')} printed no result:\n${out}`);
+  return JSON.parse(line.slice('RESULT '.length));
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const mode = process.argv[2];
+if (mode === '--measure') {
+  const result = await measure(process.argv[3], Number(process.argv[4]));
+  console.log(`RESULT ${JSON.stringify(result)}`);
+} else if (mode === '--worker') {
+  const s = SYNTAXES.find((x) => x.key === process.argv[3])!;
+  console.log(`RESULT ${JSON.stringify(await timeWorker(s))}`);
+} else {
+  await ensureSeries();
+  const cores = availableParallelism();
+  const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
+  const pad = (v: string, n: number): string => v.padStart(n);
+  const load0 = loadavg()[0];
+
+  console.log(`\ncold load of a ${NX}x${NY}x${NZ} signed Int16 CT phantom per transfer syntax (${cores} cores; pool = decodeWorkers 0 = ${cores} workers)`);
+  console.log(`each load in a fresh process, files in the page cache, GLIBC_TUNABLES=glibc.malloc.hugetlb=1; ${ROUNDS} rounds, interleaved`);
+
+  // Rounds of every syntax and worker count, interleaved, so a passing disturbance touches
+  // one run of several configurations rather than every run of one.
+  const runs = new Map<string, Measurement[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    const t = performance.now();
+    for (const s of SYNTAXES) {
+      for (const workers of [1, 0]) {
+        const m = runChild(['--measure', s.key, String(workers)]) as Measurement;
+        if (m.voxelCount.join('x') !== `${NX}x${NY}x${s.slices}`) throw new Error(`${s.name}: voxelCount ${m.voxelCount.join('x')}`);
+        runs.set(`${s.key}/${workers}`, [...(runs.get(`${s.key}/${workers}`) ?? []), m]);
+      }
+    }
+    console.log(`  round ${round} of ${ROUNDS}: ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  }
+  const timings = new Map(SYNTAXES.filter((s) => s.tool || s.rawTool).map((s) => [s.key, runChild(['--worker', s.key]) as WorkerTiming]));
+
+  console.log("\nfiles on disk, and one frame decoded by a lone worker (the pool's code: read, parse, decode, copy out)");
+  console.log(
+    `  ${'syntax'.padEnd(20)} ${pad('transfer syntax', 23)} ${pad('slices', 6)} ${pad('on disk', 11)} ${pad('ratio', 6)} ${pad('frame', 9)} ${pad('x slices', 8)} ${pad('start 1', 9)} ${pad(`start ${cores}`, 9)}`,
+  );
+  for (const s of SYNTAXES) {
+    const dir = seriesDir(s);
+    const fileBytes = readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+    const voxelBytes = NX * NY * s.slices * 2;
+    const w = timings.get(s.key);
+    console.log(
+      `  ${s.name.padEnd(20)} ${pad(s.ts, 23)} ${pad(String(s.slices), 6)} ${pad(mb(fileBytes), 8)} MB ${pad((voxelBytes / fileBytes).toFixed(2), 5)}x` +
+        (w ? ` ${pad(w.frameMs.toFixed(1), 6)} ms ${pad(((w.frameMs * s.slices) / 1000).toFixed(2), 6)} s ${pad(w.firstMs.toFixed(0), 6)} ms ${pad(w.firstAllMs.toFixed(0), 6)} ms` : '   (not encoded)'),
+    );
+  }
+  console.log('  ratio: voxel bytes / file bytes; frame: median of 41 one-frame tasks after 40 of warm-up; x slices: that for the whole series;');
+  console.log(`  start 1: new Worker to its first frame (thread, tsx from the sources, WebAssembly compiled, one decode); start ${cores}: ${cores} at once, to the last one's`);
+
+  const head = `${pad('load', 9)} ${pad('range', 11)} ${pad('rate', 9)} ${pad('stall', 8)} ${pad('/status', 8)} ${pad('cpu u+s', 11)} ${pad('peak RSS', 8)}`;
+  console.log(`\ncold /metadata of ${mb(NX * NY * NZ * 2)} MB of voxels (fewer for a syntax with fewer slices)`);
+  console.log(`  ${''.padEnd(20)} ${`decodeWorkers 1`.padEnd(head.length)} | ${`decodeWorkers 0 (${cores} workers)`.padEnd(head.length)} |`);
+  console.log(`  ${'syntax'.padEnd(20)} ${head} | ${head} | speed-up`);
+  for (const s of SYNTAXES) {
+    const voxelMB = (NX * NY * s.slices * 2) / 1e6;
+    const part = (ms: Measurement[]): string => {
+      const load = median(ms.map((m) => m.loadMs));
+      const lo = Math.min(...ms.map((m) => m.loadMs));
+      const hi = Math.max(...ms.map((m) => m.loadMs));
+      return (
+        `${pad(load.toFixed(0), 6)} ms ${pad(`${lo.toFixed(0)}-${hi.toFixed(0)}`, 11)} ${pad((voxelMB / (load / 1000)).toFixed(0), 4)} MB/s` +
+        ` ${pad(Math.max(...ms.map((m) => m.stallMs)).toFixed(1), 5)} ms ${pad(Math.max(...ms.map((m) => m.statusWorstMs)).toFixed(1), 5)} ms` +
+        ` ${pad(median(ms.map((m) => m.userS)).toFixed(1), 4)}+${median(ms.map((m) => m.systemS)).toFixed(1).padEnd(3)} s ${pad(mb(median(ms.map((m) => m.peakRss))), 5)} MB`
+      );
+    };
+    const one = runs.get(`${s.key}/1`)!;
+    const pool = runs.get(`${s.key}/0`)!;
+    const speedup = median(one.map((m) => m.loadMs)) / median(pool.map((m) => m.loadMs));
+    const gain = s.tool || s.rawTool ? `${pad(speedup.toFixed(2), 5)}x` : `  n/a (nothing to decode: the pool is unused, ${speedup.toFixed(2)}x is noise)`;
+    console.log(`  ${s.name.padEnd(20)} ${part(one)} | ${part(pool)} | ${gain}`);
+  }
+  console.log(`  load: median of ${ROUNDS} cold loads (range: fastest-slowest); rate: decoded voxel bytes / median load;`);
+  console.log(`  stall: longest event-loop delay in any of the loads; /status: slowest poll (every ${STATUS_EVERY_MS} ms, from when due) in any of them;`);
+  console.log('  cpu u+s: median user + system CPU seconds of the process (all threads) in the load; peak RSS: median');
+  console.log(`  load average (1 min) before / after: ${load0.toFixed(2)} / ${loadavg()[0].toFixed(2)} (other work on the machine shows as noise)`);
+}
