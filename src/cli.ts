@@ -69,7 +69,7 @@ serve.action(async (opts: Record<string, unknown>) => {
   } else if (!statSync(dataDir).isDirectory()) {
     fail(`data directory ${dataDir} is not a folder (option dataDir)`);
   }
-  const server = createServer(config, { logger: { level: config.logLevel } });
+  const server = createServer(config, { logger: { level: config.logLevel }, warmDecoders: true });
   const { app } = server;
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -34,6 +34,8 @@ export interface ServerOptions {
   useIndex?: boolean;
   /** The clock of token expiry (milliseconds); Date.now by default. */
   now?: () => number;
+  /** Start the decoding workers now rather than on the first compressed series. */
+  warmDecoders?: boolean;
 }
 
 export function createServer(config: Config, options: ServerOptions = {}): Server {
@@ -51,6 +53,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
+  if (options.warmDecoders) pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
   const volumes = new VolumeService(source, cache, {
     pool,
     maxVoxels: config.maxVoxels,

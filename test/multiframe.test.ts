@@ -90,6 +90,7 @@ describe('multi-frame images', () => {
 
   it('Enhanced CT compressed (RLE, one fragment a frame) decodes in the pool to the same volume', async () => {
     if (missingTool(['dcmcrle'])) return expect(process.env.CI ?? '').toBe('');
+    await pool.warm(); // workers started before the load, as the server does at start
     const native = join(tmp.path, 'enhanced.dcm');
     writeFileSync(native, writeDicom(enhancedCt()));
     const rle = join(tmp.path, 'enhanced-rle.dcm');

@@ -12,6 +12,7 @@ import type { DecodeReply, DecodeTask } from './decodePool.js';
 
 async function run(task: DecodeTask): Promise<ArrayBuffer[]> {
   await initCodecs();
+  if (task.frames.length === 0) return []; // warming up
   const parsed = parseDicom(await readFile(task.path), { maxInflatedBytes: task.maxInflatedBytes });
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');
