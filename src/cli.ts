@@ -11,7 +11,7 @@ import { Command, Option } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, flagName, indexPathOf, loadConfig, OPTIONS, type OptionName } from './config/config.js';
-import { DEMO_SERIES_UID, writeDemo } from './demo/phantom.js';
+import { DEMO, DEMO_SERIES_UID, writeDemo } from './demo/phantom.js';
 import { createServer, VERSION } from './server.js';
 import { SeriesIndex, type IndexProgress } from './sources/seriesIndex.js';
 
@@ -91,7 +91,13 @@ serve.action(async (opts: Record<string, unknown>) => {
 
   const example = existsSync(resolve(dataDir, DEMO_SERIES_UID)) ? DEMO_SERIES_UID : server.index?.series()[0]?.seriesUid;
   const lines = [`circus-rs ${VERSION} serving ${dataDir} at ${base}`, `  ${base}/status`];
-  if (example) lines.push(`  ${base}/metadata?series=${example}`);
+  if (example) {
+    lines.push(`  ${base}/metadata?series=${example}`, `  ${base}/mpr?series=${example}&mode=axial`, `  ${base}/mpr?series=${example}&mode=coronal`);
+    if (example === DEMO_SERIES_UID) {
+      const c = [DEMO.columns / 2, DEMO.rows / 2, DEMO.slices / 2].join(',');
+      lines.push(`  ${base}/oblique?series=${example}&a=0.5&b=axial&c=${c}&ww=1500&wl=300`);
+    }
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 
   let stopping = false;
