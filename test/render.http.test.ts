@@ -123,6 +123,24 @@ describe('/mpr', () => {
     }
   });
 
+  it('keeps rendered images in the cache, never mixing up a volume loaded again', async () => {
+    const uid = '1.2.3.77';
+    writeSeries(join(tmp.path, uid), { uid, columns: NX, rows: NY, slices: NZ, value: () => 10 });
+    const url = `/mpr?series=${uid}&mode=axial&target=1&ww=100&wl=0`;
+    const first = await get(url);
+    const entries = (await get('/status')).json().cache.entries;
+    const second = await get(url);
+    expect(second.rawPayload.equals(first.rawPayload)).toBe(true);
+    expect((await get('/status')).json().cache.entries).toBe(entries);
+    expect((await get('/status')).json().dicomReader.count).toBeGreaterThanOrEqual(1);
+    // The files change and the volume is loaded again: the image is made anew.
+    writeSeries(join(tmp.path, uid), { uid, columns: NX, rows: NY, slices: NZ, value: () => 40 });
+    server.volumes.cache.delete(`volume:${uid}`);
+    const third = decode((await get(url)).rawPayload);
+    expect(third.data[0]).toBe(windowValue(40, { width: 100, level: 0, invert: false }));
+    expect(decode(first.rawPayload).data[0]).toBe(windowValue(10, { width: 100, level: 0, invert: false }));
+  });
+
   it('404 for an unknown series', async () => {
     const res = await get('/mpr?series=9.9.9&mode=axial');
     expect(res.statusCode).toBe(404);

@@ -174,6 +174,18 @@ export class BudgetCache<V> {
     this.used -= e.bytes;
   }
 
+  /** Count and bytes of the values whose keys start with `prefix`. */
+  held(prefix: string): { count: number; bytes: number } {
+    let count = 0;
+    let bytes = 0;
+    for (const [k, e] of this.entries) {
+      if (!k.startsWith(prefix)) continue;
+      count++;
+      bytes += e.bytes;
+    }
+    return { count, bytes };
+  }
+
   stats(): CacheStats {
     return {
       count: this.entries.size,

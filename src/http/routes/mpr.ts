@@ -4,7 +4,7 @@ import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
-import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
+import { headerNumber, renderCached, sendPng, volumeId, windowFor, windowParams } from '../render.js';
 
 /** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
 export async function mprRoute(app: FastifyInstance): Promise<void> {
@@ -23,13 +23,19 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     if (layout.width > maxSide || layout.height > maxSide) {
       throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
     }
-    const rows = scanlineBuffer(layout.width, layout.height);
-    renderOrthogonal(volume, mode, t, windowFor(volume, win), rows, { stride: layout.width + 1, offset: 1 });
-    const png = await encodeScanlines(rows, layout.width, layout.height);
-    return sendPng(reply, png, {
-      'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
-      'X-Circus-Pixel-Columns': String(layout.width),
-      'X-Circus-Pixel-Rows': String(layout.height),
+    const w = windowFor(volume, win);
+    const image = await renderCached(app, `png:${volumeId(volume)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
+      const rows = scanlineBuffer(layout.width, layout.height);
+      renderOrthogonal(volume, mode, t, w, rows, { stride: layout.width + 1, offset: 1 });
+      return {
+        png: await encodeScanlines(rows, layout.width, layout.height),
+        headers: {
+          'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
+          'X-Circus-Pixel-Columns': String(layout.width),
+          'X-Circus-Pixel-Rows': String(layout.height),
+        },
+      };
     });
+    return sendPng(reply, image.png, image.headers);
   });
 }

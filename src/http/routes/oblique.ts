@@ -5,7 +5,7 @@ import { obliqueLayout, renderOblique } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, parseDecimal, seriesParam, single, type Query } from '../params.js';
-import { headerNumber, sendPng, windowFor, windowParams } from '../render.js';
+import { headerNumber, renderCached, sendPng, volumeId, windowFor, windowParams } from '../render.js';
 
 function cursorParam(q: Query): [number, number, number] {
   const text = single(q, 'c', true);
@@ -26,14 +26,20 @@ export async function obliqueRoute(app: FastifyInstance): Promise<void> {
     const win = windowParams(q);
     const volume = await app.deps.volumes.get(series);
     const layout = obliqueLayout(volume, { a, b, c }, app.deps.config.maxImageSide);
-    const rows = scanlineBuffer(layout.width, layout.height);
-    renderOblique(volume, layout, windowFor(volume, win), rows, { stride: layout.width + 1, offset: 1 });
-    const png = await encodeScanlines(rows, layout.width, layout.height);
-    return sendPng(reply, png, {
-      'X-Circus-Pixel-Size': headerNumber(layout.pixelSize),
-      'X-Circus-Pixel-Columns': String(layout.width),
-      'X-Circus-Pixel-Rows': String(layout.height),
-      'X-Circus-Center': layout.center.map(headerNumber).join(','),
+    const w = windowFor(volume, win);
+    const image = await renderCached(app, `oblique:${volumeId(volume)}:${b}:${a}:${c.join(',')}:${w.width}:${w.level}`, async () => {
+      const rows = scanlineBuffer(layout.width, layout.height);
+      renderOblique(volume, layout, w, rows, { stride: layout.width + 1, offset: 1 });
+      return {
+        png: await encodeScanlines(rows, layout.width, layout.height),
+        headers: {
+          'X-Circus-Pixel-Size': headerNumber(layout.pixelSize),
+          'X-Circus-Pixel-Columns': String(layout.width),
+          'X-Circus-Pixel-Rows': String(layout.height),
+          'X-Circus-Center': layout.center.map(headerNumber).join(','),
+        },
+      };
     });
+    return sendPng(reply, image.png, image.headers);
   });
 }

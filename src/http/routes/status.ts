@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 export async function statusRoute(app: FastifyInstance): Promise<void> {
   app.get('/status', async (_request, reply) => {
     const cache = app.deps.volumes.cache.stats();
+    const volumes = app.deps.volumes.cache.held('volume:');
     const mem = process.memoryUsage();
     reply.header('Cache-Control', 'no-store');
     return {
@@ -14,10 +15,11 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
         upTime: Math.round(process.uptime() * 1000) / 1000,
         upSince: app.startedAt.toISOString(),
       },
-      dicomReader: { count: cache.count, size: cache.usedBytes },
+      dicomReader: { count: volumes.count, size: volumes.bytes },
       cache: {
         budgetBytes: cache.budgetBytes,
         usedBytes: cache.usedBytes,
+        entries: cache.count,
         reservedBytes: cache.reservedBytes,
         hits: cache.hits,
         misses: cache.misses,
