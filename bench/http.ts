@@ -9,9 +9,12 @@
  * been warmed, autocannon runs in a child process (so the load generator does not share the
  * server's event loop; on this 2-core machine it does share the cores) with 16 connections for
  * 10 s against:
- *   - /mpr axial, ww=400 wl=40, target cycling over all 300 slices;
- *   - /mpr sagittal, the same window, target cycling over all 512 planes;
- *   - /oblique a=0.5 b=axial, cursor at the centre of the volume, the same window;
+ *   - /mpr axial and /oblique a≈0.5 b=axial rendered every time (each request its own window
+ *     level or angle, so the server's cache of rendered images never answers);
+ *   - /mpr axial, ww=400 wl=40, target cycling over all 300 slices (after the first pass from
+ *     the cache of rendered images, as when a viewer scrolls back);
+ *   - /mpr sagittal, the same window, target cycling over all 512 planes (likewise);
+ *   - /oblique a=0.5 b=axial, cursor at the centre, one image asked again and again;
  * and prints requests/s, latency p50/p99, mean response size, errors and non-2xx, and the
  * server's event-loop utilisation and CPU time per wall second (1.0 = one core) during the run.
  * Then /raw (the combined stream, gzip level 1 by default): the first request, compressed while
@@ -47,10 +50,21 @@ try {
   // Every run's path list; a slice order that jumps around so consecutive requests do not share cache lines.
   const stepped = (n: number, step: number): number[] => Array.from({ length: n }, (_, i) => (i * step) % n);
   const cursor = [(NX - 1) / 2, (NY - 1) / 2, (NZ - 1) / 2].join(',');
+  // Rendered images are cached: runs that must render every time give each request its own
+  // window level (or angle), so no two requests share an image.
+  const fresh = 30000;
   const runs: { label: string; paths: string[] }[] = [
-    { label: '/mpr axial (target over 300 slices)', paths: stepped(NZ, 97).map((t) => `/mpr?series=${series}&mode=axial&target=${t}&${WINDOW}`) },
-    { label: '/mpr sagittal (target over 512 planes)', paths: stepped(NX, 97).map((t) => `/mpr?series=${series}&mode=sagittal&target=${t}&${WINDOW}`) },
-    { label: '/oblique a=0.5 b=axial c=centre', paths: [`/oblique?series=${series}&a=0.5&b=axial&c=${cursor}&${WINDOW}`] },
+    {
+      label: '/mpr axial, rendered every time',
+      paths: Array.from({ length: fresh }, (_, i) => `/mpr?series=${series}&mode=axial&target=${(i * 97) % NZ}&ww=400&wl=${40 + i / 1000}`),
+    },
+    {
+      label: '/oblique a≈0.5 b=axial, rendered every time',
+      paths: Array.from({ length: fresh }, (_, i) => `/oblique?series=${series}&a=${0.5 + i / 1e6}&b=axial&c=${cursor}&${WINDOW}`),
+    },
+    { label: '/mpr axial, 300 slices revisited (cache)', paths: stepped(NZ, 97).map((t) => `/mpr?series=${series}&mode=axial&target=${t}&${WINDOW}`) },
+    { label: '/mpr sagittal, 512 planes revisited (cache)', paths: stepped(NX, 97).map((t) => `/mpr?series=${series}&mode=sagittal&target=${t}&${WINDOW}`) },
+    { label: '/oblique a=0.5 b=axial, one image (cache)', paths: [`/oblique?series=${series}&a=0.5&b=axial&c=${cursor}&${WINDOW}`] },
   ];
 
   // Warm-up: every route answers 200 with a PNG, and the JIT has seen each path.
