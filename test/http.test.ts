@@ -257,6 +257,46 @@ describe('/status and CORS', () => {
 });
 
 describe('data directory edge cases', () => {
+  it('a two-digit series number is not taken for a folder of the hashed layout (404, not 422)', async () => {
+    const uid = '1.3.6.1.4.1.9590.100.1.2.7';
+    const dir = hashedDir(tmp.path, uid);
+    writeSeries(dir, { uid, slices: 2 });
+    const top = dir.slice(tmp.path.length + 1).split('/')[0];
+    const s = start();
+    expect((await get(s, `/metadata?series=${uid}`)).statusCode).toBe(200);
+    if (/^\d\d$/.test(top)) expectNg(await get(s, `/metadata?series=${top}`), 404, /not found/);
+    expectNg(await get(s, '/metadata?series=49'), 404, /not found/);
+  });
+
+  it('a malformed URL gets the contract body and CORS', async () => {
+    const s = start();
+    for (const url of ['/%zz', '/metadata%zz?series=1']) {
+      const res = await get(s, url);
+      expectNg(res, 400, /bad request/);
+    }
+  });
+
+  it('a /raw client that leaves while the volume loads does not block later requests', async () => {
+    writeSeries(join(tmp.path, DEFAULT_UID), { slices: 40, rows: 64, columns: 64 });
+    const s = start();
+    await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = s.app.server.address() as { port: number };
+    const { request } = await import('node:http');
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: `/raw?series=${DEFAULT_UID}` });
+      req.on('error', () => resolve());
+      req.end();
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 5);
+    });
+    const later = await fetch(`http://127.0.0.1:${port}/raw?series=${DEFAULT_UID}`, { signal: AbortSignal.timeout(10_000) });
+    expect(later.status).toBe(200);
+    // fetch inflates the gzip: the combined stream holds every voxel plus the block headers.
+    expect((await later.arrayBuffer()).byteLength).toBeGreaterThan(64 * 64 * 40 * 2);
+  });
+
   it('a series folder with no files is not a series', async () => {
     mkdirSync(join(tmp.path, '1.2.5'));
     expectNg(await get(start(), '/metadata?series=1.2.5'), 404, /not found/);

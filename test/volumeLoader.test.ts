@@ -29,6 +29,32 @@ async function expectError(promise: Promise<unknown>, status: number, pattern: R
 const slicesAlongZ = (data: ArrayLike<number>, nx: number, ny: number, nz: number): number[] =>
   Array.from({ length: nz }, (_, z) => data[nx * ny * z] / 100);
 
+describe('mapLimit', () => {
+  it('starts nothing new after a failure and throws once the calls in flight have ended', async () => {
+    const { mapLimit } = await import('../src/dicom/volumeLoader.js');
+    const started: number[] = [];
+    let inFlight = 0;
+    let settledAfterFailure = 0;
+    let failed = false;
+    const err = await mapLimit(Array.from({ length: 50 }, (_, i) => i), 4, async (i) => {
+      started.push(i);
+      inFlight++;
+      await new Promise((r) => setTimeout(r, i === 2 ? 1 : 10));
+      inFlight--;
+      if (failed) settledAfterFailure++;
+      if (i === 2) {
+        failed = true;
+        throw new Error('slice 2 is bad');
+      }
+      return i;
+    }).catch((e: Error) => e);
+    expect((err as Error).message).toBe('slice 2 is bad');
+    expect(inFlight).toBe(0);
+    expect(started.length).toBeLessThan(10);
+    expect(settledAfterFailure).toBeGreaterThan(0);
+  });
+});
+
 describe('slice order', () => {
   it('orders by position, not by file name, with InstanceNumber increasing along z', async () => {
     // Slice k sits at z = -2.5k (k = 0 highest); names are shuffled so file order is meaningless.

@@ -77,17 +77,27 @@ function slicesOf(path: string, name: string, h: SliceHeader): Slice[] {
   }));
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order.
+ * After a failure no new item starts, the calls in flight are waited for, then the first
+ * failure is thrown: nothing keeps working in the background for a load that has failed.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failure: { error: unknown } | null = null;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && failure === null) {
       const i = next++;
-      out[i] = await fn(items[i], i);
+      try {
+        out[i] = await fn(items[i], i);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== null) throw (failure as { error: unknown }).error;
   return out;
 }
 
@@ -237,8 +247,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     t.set(new Uint8Array(bytes, 0, sliceBytes));
     place(ordered[z], z);
   });
-  decoding.catch(() => {}); // awaited below, after the native reads; a failure must not go unhandled meanwhile
-  await mapLimit(native, concurrency, async ({ s, z }) => {
+  const reading = mapLimit(native, concurrency, async ({ s, z }) => {
     const t = target(z);
     try {
       await readPixelBytes(s.path, s.header, t, s.frame * sliceBytes, limits);
@@ -251,7 +260,10 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
     }
     place(s, z);
   });
-  await decoding;
+  // Both finish (or stop at their first failure) before anything is thrown.
+  const [readPixels, decoded] = await Promise.allSettled([reading, decoding]);
+  if (readPixels.status === 'rejected') throw readPixels.reason;
+  if (decoded.status === 'rejected') throw decoded.reason;
 
   // 4. Modality values and format.
   let min = Infinity;
@@ -349,8 +361,7 @@ async function decodeInPool(
     const size = Math.max(1, Math.ceil(list.length / (pool.size * 2)));
     for (let i = 0; i < list.length; i += size) tasks.push(list.slice(i, i + size));
   }
-  await Promise.all(
-    tasks.map(async (task) => {
+  await mapLimit(tasks, pool.size * 2, async (task) => {
       let frames: ArrayBuffer[];
       try {
         frames = await pool.decode(task[0].s.path, task.map((t) => t.s.frame), limits.maxInflatedBytes);
@@ -358,8 +369,7 @@ async function decodeInPool(
         throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
       }
       task.forEach((t, i) => put(t.z, frames[i]));
-    }),
-  );
+  });
 }
 
 /**

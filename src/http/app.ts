@@ -58,9 +58,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: false,
     trustProxy: deps.config.trustProxy.length > 0 ? [...deps.config.trustProxy] : false,
     requestTimeout: deps.config.requestTimeoutMs,
-    connectionTimeout: 0,
+    // A client that stops reading (a stalled /raw download) is cut off after two minutes.
+    connectionTimeout: 120_000,
     keepAliveTimeout: 5000,
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: true },
+    // Requests fastify refuses before routing (a malformed URL) get the contract's body too.
+    frameworkErrors: (error, _request, reply) => {
+      reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
+      sendError(reply, 400, `bad request: ${error.message}`);
+    },
   });
   app.decorate('deps', deps);
   app.decorate('counters', { _error: 0 } as Counters);

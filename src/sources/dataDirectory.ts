@@ -81,10 +81,12 @@ export class DataDirectorySource implements SeriesSource {
   async find(seriesUid: string): Promise<SeriesFiles | null> {
     if (!isValidUid(seriesUid)) return null;
     const label = (p: string): string => relative(this.root, p);
-    for (const [layout, dir] of [
-      ['circus', join(this.root, seriesUid)],
-      ['hashed', hashedDir(this.root, seriesUid)],
-    ] as const) {
+    // A two-character name at the top is a folder of the hashed layout, never a series.
+    const candidates = [
+      ...(seriesUid.length > 2 ? ([['circus', join(this.root, seriesUid)]] as const) : []),
+      ['hashed', hashedDir(this.root, seriesUid)] as const,
+    ];
+    for (const [layout, dir] of candidates) {
       if (await isDirectory(dir)) {
         const files = await listFiles(dir);
         if (files.length > 0) return { files, label, layout };

@@ -4,6 +4,7 @@ import { gzipParallel } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
 import { authorize } from '../auth.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
+import { volumeId } from '../render.js';
 
 const FORMATS = ['combined', 'voxels'] as const;
 
@@ -15,60 +16,54 @@ interface Compressed {
 
 /**
  * GET /raw?series=UID[&format=combined|voxels] and GET /volume?series=UID (voxels).
- * The gzip stream is made while it is sent; once complete it is kept in the cache (its bytes
- * counted in the budget) when it fits, so a repeated request is sent from memory. Requests that
- * arrive while the same stream is being made wait for it instead of compressing again.
+ * The gzip stream is made while it is sent. One stream at a time per volume and format also
+ * keeps its pieces (up to a quarter of the cache budget); once complete they go into the cache
+ * (counted in the budget), so repeated requests are sent from memory. Requests never wait for
+ * another client's download: a request that finds no complete stream makes its own.
  */
 export async function rawRoute(app: FastifyInstance): Promise<void> {
-  const making = new Map<string, Promise<Compressed | null>>();
-
-  const sendKept = (reply: FastifyReply, kept: Compressed): FastifyReply =>
-    reply.header('Content-Length', String(kept.bytes)).send(Readable.from(kept.pieces, { objectMode: false }));
+  const collecting = new Set<string>();
 
   const serve = async (series: string, format: RawFormat, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     authorize(app, request, series);
     const volume = await app.deps.volumes.get(series);
     const cache = app.deps.volumes.cache;
-    const key = `raw:${series}:${format}:${app.deps.config.gzipLevel}`;
+    // Keyed by the loaded volume: a series loaded again never gets an older stream.
+    const key = `raw:${volumeId(volume)}:${format}:${app.deps.config.gzipLevel}`;
     reply.type('application/octet-stream').header('Content-Encoding', 'gzip').header('Cache-Control', 'private, max-age=600');
     const cached = cache.peek(key) as Compressed | undefined;
-    if (cached) return sendKept(reply, cached);
-    const inFlight = making.get(key);
-    if (inFlight) {
-      const kept = await inFlight;
-      if (kept) return sendKept(reply, kept);
-    }
+    if (cached) return reply.header('Content-Length', String(cached.bytes)).send(Readable.from(cached.pieces, { objectMode: false }));
 
-    const limit = Math.floor(cache.budgetBytes / 2);
-    let settle!: (kept: Compressed | null) => void;
-    const done = new Promise<Compressed | null>((resolve) => (settle = resolve));
-    making.set(key, done);
+    const keep = !collecting.has(key);
+    if (keep) collecting.add(key);
+    const limit = Math.floor(cache.budgetBytes / 4);
+    const pieces: Buffer[] = [];
+    let bytes = 0;
+    let keeping = keep;
+    let complete = false;
     async function* stream(): AsyncGenerator<Buffer> {
-      const pieces: Buffer[] = [];
-      let bytes = 0;
-      let keeping = true;
-      let complete = false;
-      try {
-        for await (const piece of gzipParallel(voxelDump(volume, format), { level: app.deps.config.gzipLevel })) {
-          if (keeping) {
-            bytes += piece.length;
-            if (bytes > limit) {
-              keeping = false;
-              pieces.length = 0;
-            } else pieces.push(piece);
-          }
-          yield piece;
+      for await (const piece of gzipParallel(voxelDump(volume, format), { level: app.deps.config.gzipLevel })) {
+        if (keeping) {
+          bytes += piece.length;
+          if (bytes > limit) {
+            keeping = false;
+            pieces.length = 0;
+          } else pieces.push(piece);
         }
-        complete = true;
-      } finally {
-        // Also reached when the client goes away mid-stream: then nothing is kept.
-        const kept = complete && keeping ? { pieces, bytes } : null;
-        if (kept) cache.put(key, kept, bytes);
-        settle(kept);
-        if (making.get(key) === done) making.delete(key);
+        yield piece;
       }
+      complete = true;
     }
-    return reply.send(Readable.from(stream(), { objectMode: false }));
+    const body = Readable.from(stream(), { objectMode: false });
+    // Runs however the stream ends: completed, failed, or destroyed because the client left
+    // (even before the generator started).
+    body.once('close', () => {
+      if (!keep) return;
+      collecting.delete(key);
+      if (complete && keeping) cache.put(key, { pieces: [...pieces], bytes }, bytes);
+      pieces.length = 0;
+    });
+    return reply.send(body);
   };
 
   app.get('/raw', async (request, reply) => {
