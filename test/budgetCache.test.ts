@@ -72,3 +72,21 @@ describe('BudgetCache', () => {
     expect(cache.stats()).toMatchObject({ count: 1, usedBytes: 80, reservedBytes: 0 });
   });
 });
+
+describe('BudgetCache.put', () => {
+  it('evicts only what the caller allows, and refuses when that is not enough', async () => {
+    const cache = new BudgetCache<string>(100);
+    await cache.get('volume:a', value(60));
+    expect(cache.put('img:1', 'png', 30, (k) => k.startsWith('img:'))).toBe(true);
+    // Room only by evicting the other image.
+    expect(cache.put('img:2', 'png', 30, (k) => k.startsWith('img:'))).toBe(true);
+    expect(cache.peek('img:1')).toBeUndefined();
+    expect(cache.put('img:3', 'png', 50, (k) => k.startsWith('img:'))).toBe(false);
+    expect(cache.peek('img:2')).toBe('png'); // a put that cannot succeed evicts nothing
+    expect(cache.peek('volume:a')).toBe('v60');
+    // Without a filter anything may go.
+    expect(cache.put('raw:a', 'gz', 70)).toBe(true);
+    expect(cache.peek('volume:a')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ usedBytes: 70, count: 1 });
+  });
+});

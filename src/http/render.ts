@@ -41,16 +41,20 @@ export function volumeId(v: Volume): number {
   return id;
 }
 
+const IMAGE = 'img:';
+const isImage = (key: string): boolean => key.startsWith(IMAGE);
+
 /**
  * The image for `key` from the cache, or made now and kept there: viewers scroll back and forth
  * and several look at the same study, so the same image is asked for again and again. Images
- * share the volumes' byte budget and LRU order.
+ * share the volumes' byte budget but take only free room or other images' room: an image never
+ * evicts a volume or a volume stream.
  */
 export async function renderCached(app: FastifyInstance, key: string, make: () => Promise<RenderedImage>): Promise<RenderedImage> {
   const cache = app.deps.volumes.cache;
-  const hit = cache.peek(key) as RenderedImage | undefined;
+  const hit = cache.peek(IMAGE + key) as RenderedImage | undefined;
   if (hit) return hit;
   const image = await make();
-  cache.put(key, image, image.png.length + 512);
+  cache.put(IMAGE + key, image, image.png.length + 512, isImage);
   return image;
 }

@@ -130,20 +130,23 @@ export class BudgetCache<V> {
     this.setReservation(key, bytes);
   }
 
-  private tryMakeRoom(bytes: number, forKey: string): boolean {
+  private tryMakeRoom(bytes: number, forKey: string, evictable?: (key: string) => boolean): boolean {
     try {
-      this.makeRoom(bytes, forKey);
+      this.makeRoom(bytes, forKey, evictable);
       return true;
     } catch {
       return false;
     }
   }
 
-  /** Evicts least recently used entries until `bytes` more fit; throws 503 when they cannot. */
-  private makeRoom(bytes: number, forKey: string): void {
+  /**
+   * Evicts least recently used entries (those `evictable` allows, all by default) until `bytes`
+   * more fit; throws 503 when they cannot.
+   */
+  private makeRoom(bytes: number, forKey: string, evictable?: (key: string) => boolean): void {
     for (const [k, e] of this.entries) {
       if (this.used + this.reserved + bytes <= this.budgetBytes) break;
-      if (k === forKey) continue;
+      if (k === forKey || (evictable && !evictable(k))) continue;
       this.entries.delete(k);
       this.used -= e.bytes;
       this.evictions++;
@@ -155,13 +158,20 @@ export class BudgetCache<V> {
   }
 
   /**
-   * Stores a value made outside `get` (a compressed stream, say) if room can be made for it now
-   * without waiting; returns whether it was stored.
+   * Stores a value made outside `get` (a compressed stream, a rendered image) if room can be
+   * made for it now without waiting, evicting only entries `evictable` allows (all by default);
+   * returns whether it was stored.
    */
-  put(key: string, value: V, bytes: number): boolean {
+  put(key: string, value: V, bytes: number, evictable?: (key: string) => boolean): boolean {
     if (bytes > this.budgetBytes || this.loading.has(key)) return false;
     this.delete(key);
-    if (!this.tryMakeRoom(bytes, key)) return false;
+    if (evictable && this.used + this.reserved + bytes > this.budgetBytes) {
+      // Evict nothing when even every allowed eviction would not make room.
+      let freeable = 0;
+      for (const [k, e] of this.entries) if (evictable(k)) freeable += e.bytes;
+      if (this.used + this.reserved + bytes - freeable > this.budgetBytes) return false;
+    }
+    if (!this.tryMakeRoom(bytes, key, evictable)) return false;
     this.entries.set(key, { value, bytes });
     this.used += bytes;
     return true;
