@@ -68,6 +68,13 @@ function zlibOptions(o: PngOptions): ZlibOptions {
   return { level: o.level ?? DEFAULT_PNG_OPTIONS.level, strategy: o.strategy ?? DEFAULT_PNG_OPTIONS.strategy };
 }
 
+/** Deflates filtered scanlines on the thread pool and wraps them into a PNG. */
+function deflateToPng(rows: Buffer, width: number, height: number, options: PngOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
+  );
+}
+
 function checkSize(width: number, height: number): void {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new RangeError(`PNG size ${width}x${height} is not valid`);
@@ -99,9 +106,7 @@ export function upFilterInPlace(rows: Uint8Array, width: number, height: number)
 export function encodeScanlines(rows: Buffer, width: number, height: number, options: Omit<PngOptions, 'filter'> = {}): Promise<Buffer> {
   checkSize(width, height);
   upFilterInPlace(rows, width, height);
-  return new Promise((resolve, reject) =>
-    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
-  );
+  return deflateToPng(rows, width, height, options);
 }
 
 export function encodePngSync(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Buffer {
@@ -113,7 +118,5 @@ export function encodePngSync(pixels: Uint8Array, width: number, height: number,
 export function encodePng(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Promise<Buffer> {
   checkSize(width, height);
   const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);
-  return new Promise((resolve, reject) =>
-    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
-  );
+  return deflateToPng(rows, width, height, options);
 }
