@@ -45,6 +45,7 @@ import { gzipParallel } from '../src/encode/gzip.js';
 import { DEFAULT_PNG_OPTIONS, encodePng, encodePngSync, filterRows, type PngFilter } from '../src/encode/png.js';
 import { voxelDump } from '../src/encode/voxelDump.js';
 import { phantomSlices } from './phantom.js';
+import { fileInstances } from '../src/sources/fileInstance.js';
 
 const NX = 512;
 const NY = 512;
@@ -253,7 +254,7 @@ async function mrImages(): Promise<Image[]> {
   const seriesDir = join(data, 'volume');
   try {
     const v = await loadVolume(
-      readdirSync(seriesDir).map((f) => join(seriesDir, f)),
+      fileInstances(readdirSync(seriesDir).map((f) => join(seriesDir, f))),
       { maxVoxels: 1 << 30 },
     );
     add(v, 'volume');
@@ -263,7 +264,7 @@ async function mrImages(): Promise<Image[]> {
   }
   for (const f of readdirSync(data).filter((f) => f.endsWith('.dcm'))) {
     try {
-      const v = await loadVolume([join(data, f)], { maxVoxels: 1 << 30 });
+      const v = await loadVolume(fileInstances([join(data, f)]), { maxVoxels: 1 << 30 });
       if (v.attributes.modality !== 'MR') {
         console.log(`  note: ${f} skipped: modality ${v.attributes.modality}, not MR`);
         continue;

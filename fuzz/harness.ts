@@ -14,6 +14,7 @@ import { TransferSyntax, tag, Tags } from '../src/dicom/tags.js';
 import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { imageElements, writeDicom, type WriteElement } from '../src/dicom/writer.js';
 import { mutate, rng } from './mutate.js';
+import { fileInstances } from '../src/sources/fileInstance.js';
 
 export type Outcome = { kind: 'volume' } | { kind: 'refused'; status: number | 'parse' } | { kind: 'defect'; error: Error };
 
@@ -36,7 +37,7 @@ export async function check(dir: string, files: string[], pool?: DecodePool): Pr
         if (!(err instanceof DicomParseError)) throw err;
       }
     }
-    await loadVolume(files, { ...FUZZ_LIMITS, pool, concurrency: 4 });
+    await loadVolume(fileInstances(files), { ...FUZZ_LIMITS, pool, concurrency: 4 });
     return { kind: 'volume' };
   } catch (err) {
     if (err instanceof CircusError) return { kind: 'refused', status: err.status };

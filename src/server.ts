@@ -1,12 +1,13 @@
 /**
- * Composition: config -> source (data directory + header index) -> services -> app.
- * Used by the CLI and by the benchmarks, so both run exactly what a user runs.
+ * Composition: config -> source -> services -> app. The source is the data directory with its
+ * header index unless the caller gives another (tests give a series in memory). Used by the
+ * CLI and by the benchmarks, so both run exactly what a user runs.
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { DecodePool } from './dicom/decodePool.js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { BudgetCache } from './services/budgetCache.js';
@@ -14,12 +15,14 @@ import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
 import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
+import type { SeriesSource } from './sources/source.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export interface Server {
   app: FastifyInstance;
-  source: DataDirectorySource;
+  source: SeriesSource;
+  /** The header index of the data directory; null when off or when another source is used. */
   index: SeriesIndex | null;
   volumes: VolumeService;
   /** Brings the header index up to date in the background; lookups that miss wait for it. */
@@ -28,27 +31,30 @@ export interface Server {
 }
 
 export interface ServerOptions {
-  /** fastify logger option; false for silence. */
-  logger?: boolean | { level: string };
+  /** fastify logger option (a level, a destination stream); false for silence. */
+  logger?: FastifyServerOptions['logger'];
   /** Whether to use the SQLite header index (folder trees without UIDs in their names). */
   useIndex?: boolean;
   /** The clock of token expiry (milliseconds); Date.now by default. */
   now?: () => number;
   /** Start the decoding workers now rather than on the first compressed series. */
   warmDecoders?: boolean;
+  /** Where series come from instead of the data directory (`dataDir` and the index are then unused). */
+  source?: SeriesSource;
 }
 
 export function createServer(config: Config, options: ServerOptions = {}): Server {
   let index: SeriesIndex | null = null;
   let indexError: string | null = null;
-  if (options.useIndex !== false) {
+  if (!options.source && options.useIndex !== false) {
     try {
       index = new SeriesIndex(config.dataDir, indexPathOf(config));
     } catch (err) {
       indexError = `header index ${indexPathOf(config)} cannot be opened: ${(err as Error).message}`;
     }
   }
-  const source = new DataDirectorySource(config.dataDir, index);
+  const directory = options.source ? null : new DataDirectorySource(config.dataDir, index);
+  const source: SeriesSource = options.source ?? directory!;
   const cache = new BudgetCache<unknown>(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
@@ -74,14 +80,15 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     statusExtras: () => ({
       index: {
         enabled: index !== null,
-        updating: source.indexInProgress,
+        updating: directory?.indexInProgress ?? false,
         lastUpdate: lastIndex ? { files: lastIndex.files, series: lastIndex.series, seconds: lastIndex.seconds } : null,
       },
     }),
   });
   log = (m) => app.log.warn(m);
   if (indexError) app.log.warn(indexError);
-  if (!secretGiven) {
+  // Without authentication tokens are only issued, never required: the warning would mislead.
+  if (!secretGiven && config.auth) {
     app.log.warn(
       'no tokenSecret is set: a random one is used, so tokens die with this process and other instances do not accept them',
     );
@@ -93,12 +100,12 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     index,
     volumes,
     startIndexing() {
-      if (!index) return null;
+      if (!index || !directory) return null;
       const update = index.update({ readLimits: { maxInflatedBytes: config.maxInflatedBytes } }).then((summary) => {
         lastIndex = summary;
         return summary;
       });
-      source.indexingStarted(update);
+      directory.indexingStarted(update);
       return update;
     },
     async close() {

@@ -10,6 +10,7 @@ import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { imageElements, writeDicom, type WriteElement } from '../src/dicom/writer.js';
 import { missingTool } from './conformance/pydicomEnv.js';
 import { TempDir } from './fixtures/series.js';
+import { fileInstances } from '../src/sources/fileInstance.js';
 
 const NX = 5;
 const NY = 4;
@@ -75,7 +76,7 @@ describe('multi-frame images', () => {
   it('Enhanced CT: per-frame positions and windows, shared spacing, orientation and rescale', async () => {
     const path = join(tmp.path, 'enhanced.dcm');
     writeFileSync(path, writeDicom(enhancedCt()));
-    const v = await loadVolume([path], { maxVoxels: 1e6, pool });
+    const v = await loadVolume(fileInstances([path]), { maxVoxels: 1e6, pool });
     expect(v.dims).toEqual([NX, NY, FRAMES]);
     expect(v.voxelSize).toEqual([0.4, 0.6, 2]);
     // Every value minus 1024 is still positive: the stored UInt16 holds them (contract rule).
@@ -95,8 +96,8 @@ describe('multi-frame images', () => {
     writeFileSync(native, writeDicom(enhancedCt()));
     const rle = join(tmp.path, 'enhanced-rle.dcm');
     execFileSync('dcmcrle', [native, rle]);
-    const a = await loadVolume([native], { maxVoxels: 1e6, pool });
-    const b = await loadVolume([rle], { maxVoxels: 1e6, pool });
+    const a = await loadVolume(fileInstances([native]), { maxVoxels: 1e6, pool });
+    const b = await loadVolume(fileInstances([rle]), { maxVoxels: 1e6, pool });
     expect(Array.from(b.data)).toEqual(Array.from(a.data));
   });
 
@@ -119,7 +120,7 @@ describe('multi-frame images', () => {
     ];
     const path = join(tmp.path, 'classic.dcm');
     writeFileSync(path, writeDicom(elements, { transferSyntax: TransferSyntax.ImplicitLittle }));
-    const v = await loadVolume([path], { maxVoxels: 1e6 });
+    const v = await loadVolume(fileInstances([path]), { maxVoxels: 1e6 });
     expect(v.dims).toEqual([NX, NY, FRAMES]);
     expect(v.voxelSize[2]).toBe(2.5);
     // Frame numbers rise with the projection (frames go up along +z): z follows the frames.
@@ -135,7 +136,7 @@ describe('multi-frame images', () => {
     ];
     const path = join(tmp.path, 'short.dcm');
     writeFileSync(path, writeDicom(elements));
-    const err = await loadVolume([path], { maxVoxels: 1e6 }).catch((e: unknown) => e);
+    const err = await loadVolume(fileInstances([path]), { maxVoxels: 1e6 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CircusError);
     expect((err as CircusError).status).toBe(422);
     expect((err as CircusError).message).toMatch(/pixel data holds 80 bytes, 4x5 x 6 frames needs 240/);
@@ -152,7 +153,7 @@ describe('multi-frame images', () => {
     );
     const path = join(tmp.path, 'same.dcm');
     writeFileSync(path, writeDicom(elements));
-    const err = await loadVolume([path], { maxVoxels: 1e6 }).catch((e: unknown) => e);
+    const err = await loadVolume(fileInstances([path]), { maxVoxels: 1e6 }).catch((e: unknown) => e);
     expect((err as CircusError).status).toBe(422);
     expect((err as CircusError).message).toMatch(/slice same\.dcm frame 2: same position as slice same\.dcm frame 1/);
   });

@@ -6,6 +6,7 @@ import { PixelFormat } from '../src/core/volume/volume.js';
 import { tag, Tags, TransferSyntax } from '../src/dicom/tags.js';
 import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { shuffled, TempDir, writeSeries, type SeriesSpec } from './fixtures/series.js';
+import { fileInstances } from '../src/sources/fileInstance.js';
 
 let tmp: TempDir;
 beforeEach(() => {
@@ -13,7 +14,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.remove());
 
-const load = (files: string[], log?: (m: string) => void) => loadVolume(files, { maxVoxels: 1e8, log });
+const load = (files: string[], log?: (m: string) => void) => loadVolume(fileInstances(files), { maxVoxels: 1e8, log });
 
 async function expectError(promise: Promise<unknown>, status: number, pattern: RegExp): Promise<void> {
   const err = await promise.then(
@@ -359,7 +360,7 @@ describe('pixel decoding', () => {
     const { readFileSync } = await import('node:fs');
     writeFileSync(truncated, readFileSync(files[0]).subarray(0, 200));
     const messages: string[] = [];
-    const v = await loadVolume([...files, ...other, junk, truncated], {
+    const v = await loadVolume(fileInstances([...files, ...other, junk, truncated]), {
       maxVoxels: 1e6,
       seriesInstanceUid: '1.2.392.200036.9116.2.6.1.48',
       log: (m) => messages.push(m),
@@ -372,7 +373,7 @@ describe('pixel decoding', () => {
 
   it('refuses a volume over maxVoxels with 413 before reading pixel data', async () => {
     const files = writeSeries(tmp.path, { slices: 3 });
-    await expectError(loadVolume(files, { maxVoxels: 35 }), 413, /4x3x3 = 36 voxels, more than the limit maxVoxels \(35\)/);
+    await expectError(loadVolume(fileInstances(files), { maxVoxels: 35 }), 413, /4x3x3 = 36 voxels, more than the limit maxVoxels \(35\)/);
   });
 
   it('reads the DICOM window of each slice', async () => {

@@ -6,10 +6,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { WorkerInput } from '../sources/source.js';
 
 export interface DecodeTask {
   id: number;
-  path: string;
+  /** The instance's bytes, or the file the worker reads them from; null only to warm up. */
+  input: WorkerInput | null;
   /** Frame indices (0-based) to decode. */
   frames: number[];
   maxInflatedBytes: number;
@@ -43,10 +45,11 @@ export class DecodePool {
     this.size = Math.max(1, size);
   }
 
-  decode(path: string, frames: number[], maxInflatedBytes: number): Promise<ArrayBuffer[]> {
+  /** Decodes frames (0-based indices) of one instance; resolves to their samples in the same order. */
+  decode(input: WorkerInput | null, frames: number[], maxInflatedBytes: number): Promise<ArrayBuffer[]> {
     if (this.closed) return Promise.reject(new Error('the decoding pool is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ task: { id: this.nextId++, path, frames, maxInflatedBytes }, resolve, reject });
+      this.queue.push({ task: { id: this.nextId++, input, frames, maxInflatedBytes }, resolve, reject });
       this.pump();
     });
   }
@@ -102,7 +105,7 @@ export class DecodePool {
    * wait for them (about half a second a worker).
    */
   async warm(): Promise<void> {
-    await Promise.all(Array.from({ length: this.size }, () => this.decode('', [], 0)));
+    await Promise.all(Array.from({ length: this.size }, () => this.decode(null, [], 0)));
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * A decoding worker: reads one file, splits its encapsulated pixel data into frames, decodes
+ * A decoding worker: reads one instance (a file it opens itself, or bytes it was sent), splits its encapsulated pixel data into frames, decodes
  * the frames asked for, and sends their samples back as transferred ArrayBuffers (no copy).
  */
 import { readFile } from 'node:fs/promises';
@@ -12,8 +12,9 @@ import type { DecodeReply, DecodeTask } from './decodePool.js';
 
 async function run(task: DecodeTask): Promise<ArrayBuffer[]> {
   await initCodecs();
-  if (task.frames.length === 0) return []; // warming up
-  const parsed = parseDicom(await readFile(task.path), { maxInflatedBytes: task.maxInflatedBytes });
+  if (task.input === null || task.frames.length === 0) return []; // warming up
+  const bytes = task.input.kind === 'file' ? await readFile(task.input.path) : Buffer.from(task.input.bytes.buffer, task.input.bytes.byteOffset, task.input.bytes.byteLength);
+  const parsed = parseDicom(bytes, { maxInflatedBytes: task.maxInflatedBytes });
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');
   const frames = encapsulatedFrames(parsed.dataset.buf, parsed.pixelData, h.numberOfFrames);

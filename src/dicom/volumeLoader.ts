@@ -1,10 +1,11 @@
 /**
- * Builds one Volume from the image files of a series.
+ * Builds one Volume from the instances of a series (files, buffers: see sources/source.ts).
  *
- * 1. Headers of every file are read (first kilobytes only); files that are not DICOM, are
- *    truncated, or belong to another series are skipped with a logged reason.
- * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, one frame,
- *    8 or 16 bits, consistent with the first) and the slices are ordered (core/volume).
+ * 1. Headers of every instance are read (first kilobytes only); instances that are not DICOM,
+ *    are truncated, or belong to another series are skipped with a logged reason. A multi-frame
+ *    instance gives one slice per frame.
+ * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, 8 or 16 bits,
+ *    consistent with the first) and the slices are ordered (core/volume).
  * 3. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
  *    then each slice's pixel data is read straight into its place in one buffer of the stored
  *    type: no second copy for uncompressed little-endian data.
@@ -13,11 +14,11 @@
  *
  * Work on the main thread is cut into short steps so the event loop keeps answering.
  */
-import { basename } from 'node:path';
 import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, storedRange, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
+import type { Instance } from '../sources/source.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { canDecode } from './codecs.js';
 import type { DecodePool } from './decodePool.js';
@@ -25,7 +26,7 @@ import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
 import { describeTransferSyntax } from './tags.js';
 
 export interface LoadOptions {
-  /** Only files of this series are used (others in the same folder are skipped). */
+  /** Only instances of this series are used (others in the same folder are skipped). */
   seriesInstanceUid?: string;
   /** Largest number of voxels a volume may have (413 beyond). */
   maxVoxels: number;
@@ -34,31 +35,29 @@ export interface LoadOptions {
   /** Called with the bytes the volume needs before they are allocated (again if they grow); throws to refuse. */
   reserve?: (bytes: number) => Promise<void>;
   readLimits?: ReadLimits;
-  /** How a file is named in messages; the base name by default. */
-  label?: (path: string) => string;
   log?: (message: string) => void;
-  /** Files read at once. */
+  /** Instances read at once. */
   concurrency?: number;
   /** Decodes compressed frames; without it a compressed series is refused (422). */
   pool?: DecodePool;
 }
 
-/** One image plane: a single-frame file, or one frame of a multi-frame file. */
+/** One image plane: a single-frame instance, or one frame of a multi-frame instance. */
 interface Slice {
-  path: string;
+  instance: Instance;
   label: string;
   /** The file's header with this frame's geometry and values put in. */
   header: SliceHeader;
-  /** Frame index in the file (0 for single-frame files). */
+  /** Frame index in the instance (0 for single-frame instances). */
   frame: number;
 }
 
-/** The slices of one file: one, or one per frame with the frame's own geometry. */
-function slicesOf(path: string, name: string, h: SliceHeader): Slice[] {
-  if (!h.frames) return [{ path, label: name, header: h, frame: 0 }];
+/** The slices of one instance: one, or one per frame with the frame's own geometry. */
+function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
+  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0 }];
   return h.frames.map((f, i) => ({
-    path,
-    label: `${name} frame ${i + 1}`,
+    instance,
+    label: `${instance.name} frame ${i + 1}`,
     frame: i,
     header: {
       ...h,
@@ -174,33 +173,32 @@ function normalizeStoredBits(raw: VoxelArray, start: number, count: number, h: S
   }
 }
 
-export async function loadVolume(files: readonly string[], options: LoadOptions): Promise<Volume> {
+export async function loadVolume(instances: readonly Instance[], options: LoadOptions): Promise<Volume> {
   const log = options.log ?? (() => {});
   const limits = options.readLimits ?? DEFAULT_READ_LIMITS;
-  const label = options.label ?? ((p: string) => basename(p));
   const concurrency = options.concurrency ?? 8;
   const pause = cooperative();
 
   // 1. Headers.
-  const read = await mapLimit(files, concurrency, async (path): Promise<Slice[] | null> => {
+  const read = await mapLimit(instances, concurrency, async (instance): Promise<Slice[] | null> => {
     try {
-      const header = await readHeader(path, limits);
+      const header = await readHeader(instance, limits);
       if (options.seriesInstanceUid !== undefined && header.seriesInstanceUid !== options.seriesInstanceUid) {
-        log(`skipped ${label(path)}: SeriesInstanceUID ${header.seriesInstanceUid ?? '(none)'} is not the series asked for`);
+        log(`skipped ${instance.name}: SeriesInstanceUID ${header.seriesInstanceUid ?? '(none)'} is not the series asked for`);
         return null;
       }
       if (!header.pixelData && header.rows === 0) {
-        log(`skipped ${label(path)}: not an image (no Rows and no pixel data)`);
+        log(`skipped ${instance.name}: not an image (no Rows and no pixel data)`);
         return null;
       }
-      return slicesOf(path, label(path), header);
+      return slicesOf(instance, header);
     } catch (err) {
-      log(`skipped ${label(path)}: ${(err as Error).message}`);
+      log(`skipped ${instance.name}: ${(err as Error).message}`);
       return null;
     }
   });
   const slices = read.filter((s): s is Slice[] => s !== null).flat();
-  if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${files.length} files looked at)`);
+  if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${instances.length} files looked at)`);
 
   // 2. Checks and order.
   for (const s of slices) checkSlice(s, slices[0], options.pool !== undefined, options.maxFrameBytes ?? 256 * 1024 * 1024);
@@ -250,7 +248,7 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
   const reading = mapLimit(native, concurrency, async ({ s, z }) => {
     const t = target(z);
     try {
-      await readPixelBytes(s.path, s.header, t, s.frame * sliceBytes, limits);
+      await readPixelBytes(s.instance, s.header, t, s.frame * sliceBytes, limits);
     } catch (err) {
       throw unprocessable(`slice ${s.label}: ${(err as Error).message}`);
     }
@@ -343,8 +341,8 @@ export async function loadVolume(files: readonly string[], options: LoadOptions)
 }
 
 /**
- * Decodes encapsulated frames in the pool: one task per file and group of frames (a long
- * multi-frame file is cut so every worker gets a share), `put` called as each frame arrives.
+ * Decodes encapsulated frames in the pool: one task per instance and group of frames (a long
+ * multi-frame instance is cut so every worker gets a share), `put` called as each frame arrives.
  */
 async function decodeInPool(
   items: { s: Slice; z: number }[],
@@ -354,17 +352,21 @@ async function decodeInPool(
 ): Promise<void> {
   if (items.length === 0) return;
   if (!pool) throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', 'compressed pixel data needs the decoding pool');
-  const byFile = new Map<string, { s: Slice; z: number }[]>();
-  for (const it of items) byFile.set(it.s.path, [...(byFile.get(it.s.path) ?? []), it]);
+  const byInstance = new Map<Instance, { s: Slice; z: number }[]>();
+  for (const it of items) {
+    const list = byInstance.get(it.s.instance);
+    if (list) list.push(it);
+    else byInstance.set(it.s.instance, [it]);
+  }
   const tasks: { s: Slice; z: number }[][] = [];
-  for (const list of byFile.values()) {
+  for (const list of byInstance.values()) {
     const size = Math.max(1, Math.ceil(list.length / (pool.size * 2)));
     for (let i = 0; i < list.length; i += size) tasks.push(list.slice(i, i + size));
   }
   await mapLimit(tasks, pool.size * 2, async (task) => {
       let frames: ArrayBuffer[];
       try {
-        frames = await pool.decode(task[0].s.path, task.map((t) => t.s.frame), limits.maxInflatedBytes);
+        frames = await pool.decode(await task[0].s.instance.forWorker(), task.map((t) => t.s.frame), limits.maxInflatedBytes);
       } catch (err) {
         throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
       }

@@ -3,7 +3,7 @@
  * tests call `inject` and the CLI calls `listen`. One error handler maps domain errors to the
  * contract's statuses and JSON bodies; 5xx details are hidden unless in development mode.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { TokenService } from '../services/tokens.js';
@@ -26,7 +26,7 @@ export interface AppDeps {
   tokens?: TokenService;
   version: string;
   /** fastify logger option: false in tests, a level or pino options from the CLI. */
-  logger?: boolean | { level: string };
+  logger?: FastifyServerOptions['logger'];
   /** Extra status fields (index progress and the like). */
   statusExtras?: () => Record<string, unknown>;
 }

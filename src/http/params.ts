@@ -3,7 +3,7 @@
  * numbers must be finite decimals, enumerations exact, nothing is ever silently coerced.
  */
 import { badParameter } from '../core/errors.js';
-import { isValidUid } from '../sources/dataDirectory.js';
+import { isValidUid } from '../core/uid.js';
 
 export type Query = Record<string, string | string[] | undefined>;
 

@@ -1,5 +1,5 @@
 /**
- * Volumes by series UID: finds the files in the source, loads them once (however many requests
+ * Volumes by series UID: finds the instances in the source, loads them once (however many requests
  * arrive together) and keeps them in the byte-budget cache.
  */
 import { notFound, tooLarge } from '../core/errors.js';
@@ -7,7 +7,7 @@ import type { Volume } from '../core/volume/volume.js';
 import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
 import { loadVolume } from '../dicom/volumeLoader.js';
-import type { SeriesSource } from '../sources/dataDirectory.js';
+import type { SeriesSource } from '../sources/source.js';
 import type { BudgetCache } from './budgetCache.js';
 
 export interface VolumeServiceOptions {
@@ -33,16 +33,15 @@ export class VolumeService {
       const found = await this.source.find(seriesUid);
       if (!found) throw notFound(`series ${seriesUid} is not found`);
       const maxFiles = this.options.maxFilesPerSeries ?? Infinity;
-      if (found.files.length > maxFiles) {
-        throw tooLarge(`series ${seriesUid} has ${found.files.length} files, more than maxFilesPerSeries (${maxFiles})`);
+      if (found.instances.length > maxFiles) {
+        throw tooLarge(`series ${seriesUid} has ${found.instances.length} files, more than maxFilesPerSeries (${maxFiles})`);
       }
-      const volume = await loadVolume(found.files, {
+      const volume = await loadVolume(found.instances, {
         seriesInstanceUid: seriesUid,
         maxVoxels: this.options.maxVoxels,
         maxFrameBytes: this.options.maxFrameBytes,
         reserve,
         readLimits: this.options.readLimits,
-        label: found.label,
         log: (m) => this.options.log(`series ${seriesUid}: ${m}`),
         concurrency: this.options.concurrency,
         pool: this.options.pool,

