@@ -10,7 +10,7 @@ import { DecodePool } from './dicom/decodePool.js';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
-import { BudgetCache } from './services/budgetCache.js';
+import { createCacheRegions, type CacheRegions } from './services/cacheRegions.js';
 import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
@@ -25,6 +25,7 @@ export interface Server {
   /** The header index of the data directory; null when off or when another source is used. */
   index: SeriesIndex | null;
   volumes: VolumeService;
+  cache: CacheRegions;
   /** Brings the header index up to date in the background; lookups that miss wait for it. */
   startIndexing(): Promise<IndexSummary> | null;
   close(): Promise<void>;
@@ -55,12 +56,12 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   }
   const directory = options.source ? null : new DataDirectorySource(config.dataDir, index);
   const source: SeriesSource = options.source ?? directory!;
-  const cache = new BudgetCache<unknown>(config.cacheBytes, config.cacheWaitMs);
+  const cache = createCacheRegions(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
   if (options.warmDecoders) pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
-  const volumes = new VolumeService(source, cache, {
+  const volumes = new VolumeService(source, cache.volumes, {
     pool,
     maxVoxels: config.maxVoxels,
     maxFrameBytes: config.maxFrameBytes,
@@ -74,6 +75,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   const app = buildApp({
     config,
     volumes,
+    cache,
     tokens,
     version: VERSION,
     logger: options.logger ?? false,
@@ -99,6 +101,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     source,
     index,
     volumes,
+    cache,
     startIndexing() {
       if (!index || !directory) return null;
       const update = index.update({ readLimits: { maxInflatedBytes: config.maxInflatedBytes } }).then((summary) => {

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { buildApp } from '../src/http/app.js';
 import { createServer, type Server } from '../src/server.js';
-import { BudgetCache } from '../src/services/budgetCache.js';
+import { createCacheRegions } from '../src/services/cacheRegions.js';
 import { VolumeService } from '../src/services/volumeService.js';
 import { hashedDir } from '../src/sources/dataDirectory.js';
 import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
@@ -183,16 +183,17 @@ describe('errors', () => {
 
   it('500 hides details unless in development mode', async () => {
     for (const development of [false, true]) {
+      const cache = createCacheRegions(1 << 30);
       const volumes = new VolumeService(
         {
           find: async () => {
             throw new TypeError('disk exploded at /secret/path');
           },
         },
-        new BudgetCache(1 << 30),
+        cache.volumes,
         { maxVoxels: 1e9, readLimits: { maxInflatedBytes: 1 << 30 }, concurrency: 1, log: () => {} },
       );
-      const app = buildApp({ config: { ...loadConfig({ env: {} }), development }, volumes, version: 'test' });
+      const app = buildApp({ config: { ...loadConfig({ env: {} }), development }, volumes, cache, version: 'test' });
       const res = await app.inject({ url: '/metadata?series=1.2' });
       expectNg(res, 500, /^internal error$/);
       if (development) expect(res.json().stack).toMatch(/disk exploded/);
@@ -237,6 +238,26 @@ describe('/status and CORS', () => {
     });
     expect(new Date(body.process.upSince).toISOString()).toBe(body.process.upSince);
     expect(res.body).not.toContain(tmp.path);
+  });
+
+  it('accounts for each cache region apart: volumes, volume streams, images', async () => {
+    writeSeries(join(tmp.path, DEFAULT_UID));
+    const s = start({ cacheBytes: 64 * 1024 * 1024 });
+    const mpr = `/mpr?series=${DEFAULT_UID}&mode=axial&target=1&ww=100&wl=0`;
+    const png = await get(s, mpr);
+    expect((await get(s, mpr)).rawPayload).toEqual(png.rawPayload);
+    const raw = await get(s, `/raw?series=${DEFAULT_UID}&format=voxels`);
+    await new Promise((resolve) => setImmediate(resolve)); // the stream is kept when it closes
+    const regions = (await get(s, '/status')).json().cache.regions;
+    // 4x3x5 Int16 voxels; one PNG (+512 bytes of bookkeeping); one gzip stream.
+    expect(regions).toEqual({
+      volumes: { count: 1, bytes: 120, hits: 2, misses: 1, evictions: 0 },
+      volumeStreams: { count: 1, bytes: raw.rawPayload.length, hits: 0, misses: 1, evictions: 0 },
+      images: { count: 1, bytes: png.rawPayload.length + 512, hits: 1, misses: 1, evictions: 0 },
+    });
+    const cache = (await get(s, '/status')).json().cache;
+    expect(cache.usedBytes).toBe(120 + raw.rawPayload.length + png.rawPayload.length + 512);
+    expect(cache.entries).toBe(3);
   });
 
   it('answers preflight and exposes the X-Circus headers', async () => {

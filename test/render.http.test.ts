@@ -135,7 +135,7 @@ describe('/mpr', () => {
     expect((await get('/status')).json().dicomReader.count).toBeGreaterThanOrEqual(1);
     // The files change and the volume is loaded again: the image is made anew.
     writeSeries(join(tmp.path, uid), { uid, columns: NX, rows: NY, slices: NZ, value: () => 40 });
-    server.volumes.cache.delete(`volume:${uid}`);
+    server.cache.volumes.delete(uid);
     const third = decode((await get(url)).rawPayload);
     expect(third.data[0]).toBe(windowValue(40, { width: 100, level: 0, invert: false }));
     expect(decode(first.rawPayload).data[0]).toBe(windowValue(10, { width: 100, level: 0, invert: false }));

@@ -6,6 +6,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
+import type { CacheRegions } from '../services/cacheRegions.js';
 import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
 import { WWW_AUTHENTICATE } from './auth.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
     'corsOrigin' | 'development' | 'maxImageSide' | 'gzipLevel' | 'auth' | 'tokenIssuers' | 'trustProxy' | 'requestTimeoutMs' | 'maxUrlLength'
   >;
   volumes: VolumeService;
+  /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */
+  cache: CacheRegions;
   /** Signs and checks access tokens (needed for /requestToken and authentication mode). */
   tokens?: TokenService;
   version: string;

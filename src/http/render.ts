@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { estimatedWindow, type Volume } from '../core/volume/volume.js';
 import type { WindowSpec } from '../core/mpr/window.js';
+import type { RenderedImage } from '../services/cacheRegions.js';
 import { numberParam, type Query } from './params.js';
 
 /** `ww` and `wl` as given (validated now, before any loading), defaults filled in later. */
@@ -22,39 +23,17 @@ export function sendPng(reply: FastifyReply, png: Buffer, headers: Record<string
   return reply.type('image/png').header('Cache-Control', 'private, max-age=600').send(png);
 }
 
-/** A rendered image as it is sent. */
-export interface RenderedImage {
-  png: Buffer;
-  headers: Record<string, string>;
-}
-
-const volumeIds = new WeakMap<Volume, number>();
-let nextVolumeId = 1;
-
-/** An id for one loaded volume, so that images of a volume loaded again are never mixed up. */
-export function volumeId(v: Volume): number {
-  let id = volumeIds.get(v);
-  if (id === undefined) {
-    id = nextVolumeId++;
-    volumeIds.set(v, id);
-  }
-  return id;
-}
-
-const IMAGE = 'img:';
-const isImage = (key: string): boolean => key.startsWith(IMAGE);
-
 /**
- * The image for `key` from the cache, or made now and kept there: viewers scroll back and forth
- * and several look at the same study, so the same image is asked for again and again. Images
- * share the volumes' byte budget but take only free room or other images' room: an image never
- * evicts a volume or a volume stream.
+ * The image for `key` from the image region of the cache, or made now and kept there: viewers
+ * scroll back and forth and several look at the same study, so the same image is asked for
+ * again and again. Keys name the loaded volume (volumeId). Images share the budget with volumes
+ * but never evict one (see services/cacheRegions.ts).
  */
 export async function renderCached(app: FastifyInstance, key: string, make: () => Promise<RenderedImage>): Promise<RenderedImage> {
-  const cache = app.deps.volumes.cache;
-  const hit = cache.peek(IMAGE + key) as RenderedImage | undefined;
+  const images = app.deps.cache.images;
+  const hit = images.peek(key);
   if (hit) return hit;
   const image = await make();
-  cache.put(IMAGE + key, image, image.png.length + 512, isImage);
+  images.put(key, image, image.png.length + 512);
   return image;
 }

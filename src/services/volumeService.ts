@@ -8,7 +8,7 @@ import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
 import { loadVolume } from '../dicom/volumeLoader.js';
 import type { SeriesSource } from '../sources/source.js';
-import type { BudgetCache } from './budgetCache.js';
+import type { CacheRegion } from './budgetCache.js';
 
 export interface VolumeServiceOptions {
   maxVoxels: number;
@@ -24,12 +24,13 @@ export interface VolumeServiceOptions {
 export class VolumeService {
   constructor(
     private readonly source: SeriesSource,
-    readonly cache: BudgetCache<unknown>,
+    /** Where loaded volumes are kept, by series UID. */
+    readonly region: CacheRegion<Volume>,
     private readonly options: VolumeServiceOptions,
   ) {}
 
   get(seriesUid: string): Promise<Volume> {
-    return this.cache.get(`volume:${seriesUid}`, async (reserve) => {
+    return this.region.get(seriesUid, async (reserve) => {
       const found = await this.source.find(seriesUid);
       if (!found) throw notFound(`series ${seriesUid} is not found`);
       const maxFiles = this.options.maxFilesPerSeries ?? Infinity;
@@ -47,6 +48,6 @@ export class VolumeService {
         pool: this.options.pool,
       });
       return { value: volume, bytes: volume.data.byteLength };
-    }) as Promise<Volume>;
+    });
   }
 }

@@ -4,7 +4,8 @@ import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
-import { headerNumber, renderCached, sendPng, volumeId, windowFor, windowParams } from '../render.js';
+import { volumeId } from '../../services/cacheRegions.js';
+import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '../render.js';
 
 /** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
 export async function mprRoute(app: FastifyInstance): Promise<void> {
@@ -24,7 +25,7 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
       throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
     }
     const w = windowFor(volume, win);
-    const image = await renderCached(app, `png:${volumeId(volume)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
+    const image = await renderCached(app, `mpr:${volumeId(volume)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
       const rows = scanlineBuffer(layout.width, layout.height);
       renderOrthogonal(volume, mode, t, w, rows, { stride: layout.width + 1, offset: 1 });
       return {

@@ -5,7 +5,8 @@ import { obliqueLayout, renderOblique } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, parseDecimal, seriesParam, single, type Query } from '../params.js';
-import { headerNumber, renderCached, sendPng, volumeId, windowFor, windowParams } from '../render.js';
+import { volumeId } from '../../services/cacheRegions.js';
+import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '../render.js';
 
 function cursorParam(q: Query): [number, number, number] {
   const text = single(q, 'c', true);

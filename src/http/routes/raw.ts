@@ -2,23 +2,17 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { gzipParallel } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
+import { volumeId } from '../../services/cacheRegions.js';
 import { authorize } from '../auth.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
-import { volumeId } from '../render.js';
 
 const FORMATS = ['combined', 'voxels'] as const;
-
-/** A complete gzip stream kept in the cache, as the pieces it was made of (no final copy). */
-interface Compressed {
-  pieces: Buffer[];
-  bytes: number;
-}
 
 /**
  * GET /raw?series=UID[&format=combined|voxels] and GET /volume?series=UID (voxels).
  * The gzip stream is made while it is sent. One stream at a time per volume and format also
- * keeps its pieces (up to a quarter of the cache budget); once complete they go into the cache
- * (counted in the budget), so repeated requests are sent from memory. Requests never wait for
+ * keeps its pieces (up to a quarter of the cache budget); once complete they go into the
+ * cache's volume stream region (counted in the budget), so repeated requests are sent from memory. Requests never wait for
  * another client's download: a request that finds no complete stream makes its own.
  */
 export async function rawRoute(app: FastifyInstance): Promise<void> {
@@ -27,16 +21,16 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
   const serve = async (series: string, format: RawFormat, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     authorize(app, request, series);
     const volume = await app.deps.volumes.get(series);
-    const cache = app.deps.volumes.cache;
+    const streams = app.deps.cache.volumeStreams;
     // Keyed by the loaded volume: a series loaded again never gets an older stream.
-    const key = `raw:${volumeId(volume)}:${format}:${app.deps.config.gzipLevel}`;
+    const key = `${volumeId(volume)}:${format}:${app.deps.config.gzipLevel}`;
     reply.type('application/octet-stream').header('Content-Encoding', 'gzip').header('Cache-Control', 'private, max-age=600');
-    const cached = cache.peek(key) as Compressed | undefined;
+    const cached = streams.peek(key);
     if (cached) return reply.header('Content-Length', String(cached.bytes)).send(Readable.from(cached.pieces, { objectMode: false }));
 
     const keep = !collecting.has(key);
     if (keep) collecting.add(key);
-    const limit = Math.floor(cache.budgetBytes / 4);
+    const limit = Math.floor(app.deps.cache.cache.budgetBytes / 4);
     const pieces: Buffer[] = [];
     let bytes = 0;
     let keeping = keep;
@@ -60,7 +54,7 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     body.once('close', () => {
       if (!keep) return;
       collecting.delete(key);
-      if (complete && keeping) cache.put(key, { pieces: [...pieces], bytes }, bytes);
+      if (complete && keeping) streams.put(key, { pieces: [...pieces], bytes }, bytes);
       pieces.length = 0;
     });
     return reply.send(body);

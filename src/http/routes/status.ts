@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify';
 /** GET /status: server state, never configuration values or secrets. */
 export async function statusRoute(app: FastifyInstance): Promise<void> {
   app.get('/status', async (_request, reply) => {
-    const cache = app.deps.volumes.cache.stats();
-    const volumes = app.deps.volumes.cache.held('volume:');
+    const cache = app.deps.cache.cache.stats();
+    const volumes = cache.regions.volumes;
     const mem = process.memoryUsage();
     reply.header('Cache-Control', 'no-store');
     return {
@@ -15,7 +15,7 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
         upTime: Math.round(process.uptime() * 1000) / 1000,
         upSince: app.startedAt.toISOString(),
       },
-      dicomReader: { count: volumes.count, size: volumes.bytes },
+      dicomReader: { count: volumes?.count ?? 0, size: volumes?.bytes ?? 0 },
       cache: {
         budgetBytes: cache.budgetBytes,
         usedBytes: cache.usedBytes,
@@ -25,6 +25,7 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
         misses: cache.misses,
         evictions: cache.evictions,
         loading: cache.loading,
+        regions: cache.regions,
       },
       counter: { ...app.counters },
       authorization: { enabled: app.deps.config.auth },
