@@ -1,5 +1,5 @@
 /**
- * Compiles src/kernels/voxels.wat into src/kernels/voxels.wasm.ts (the module's bytes in
+ * Compiles src/core/kernels/voxels.wat into src/core/kernels/voxels.wasm.ts (the module's bytes in
  * base64), so the server needs no WebAssembly tool at run time.
  *
  *   npx tsx scripts/build-wasm.ts

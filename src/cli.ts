@@ -1,7 +1,8 @@
 #!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node
 /**
  * circus-rs command line: `serve`, `index DIR`, `demo DIR`.
- * Every serve option also comes from the config file (--config) and from CIRCUS_RS_<NAME>.
+ * Every serve option also comes from the config file (--config) and from CIRCUS_RS_<NAME>;
+ * `index` resolves its index file from the same sources, so it builds the one serve reads.
  *
  * The interpreter line asks glibc for transparent huge pages on large allocations: a volume's
  * buffer is then faulted in 2 MiB pages instead of 4 KiB ones, which halves a cold load on
@@ -10,7 +11,8 @@
 import { Command, Option } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError, flagName, indexPathOf, loadConfig, OPTIONS, type OptionName } from './config/config.js';
+import { ConfigError, envName, flagName, indexConfigFor, indexPathOf, loadConfig, OPTIONS, type Config, type OptionName } from './config/config.js';
+import { loggerOption } from './config/logging.js';
 import { DEMO, DEMO_SERIES_UID, writeDemo } from './demo/phantom.js';
 import { createServer, VERSION } from './server.js';
 import { SeriesIndex, type IndexProgress } from './sources/seriesIndex.js';
@@ -69,7 +71,7 @@ serve.action(async (opts: Record<string, unknown>) => {
   } else if (!statSync(dataDir).isDirectory()) {
     fail(`data directory ${dataDir} is not a folder (option dataDir)`);
   }
-  const server = createServer(config, { logger: { level: config.logLevel }, warmDecoders: true });
+  const server = createServer(config, { logger: loggerOption(config), warmDecoders: true });
   const { app } = server;
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -118,14 +120,29 @@ serve.action(async (opts: Record<string, unknown>) => {
 
 program
   .command('index')
-  .description('build or update the header index of a folder tree of DICOM files')
+  .description('build or update the header index of a folder tree of DICOM files (the one serve reads)')
   .argument('<dir>', 'data directory')
-  .option('--index-path <file>', 'SQLite file (default: .circus-rs-index.sqlite in the data directory)')
-  .action(async (dir: string, opts: { indexPath?: string }) => {
+  .option('--index-path <file>', `SQLite file (also ${envName('indexPath')} and the config file; default: .circus-rs-index.sqlite in the data directory)`)
+  .option('--config <file>', 'JSON file of options, the one serve is given')
+  .action(async (dir: string, opts: { indexPath?: string; config?: string }) => {
     const root = resolve(dir);
     if (!existsSync(root) || !statSync(root).isDirectory()) fail(`${root} is not a folder`);
-    const index = new SeriesIndex(root, indexPathOf({ dataDir: root, indexPath: opts.indexPath ?? '' }));
-    const s = await index.update({ onProgress: progressReporter(process.stderr) });
+    let config: Config;
+    try {
+      config = indexConfigFor(root, { flags: { indexPath: opts.indexPath }, env: process.env, file: opts.config });
+    } catch (err) {
+      if (err instanceof ConfigError) fail(err.message);
+      throw err;
+    }
+    const dbPath = indexPathOf(config);
+    process.stderr.write(`index: ${resolve(dbPath)}\n`);
+    let index: SeriesIndex;
+    try {
+      index = new SeriesIndex(root, dbPath);
+    } catch (err) {
+      fail(`header index ${dbPath} cannot be opened: ${(err as Error).message}`);
+    }
+    const s = await index.update({ readLimits: { maxInflatedBytes: config.maxInflatedBytes }, onProgress: progressReporter(process.stderr) });
     index.close();
     process.stdout.write(
       `${s.files} files: ${s.added} new, ${s.changed} changed, ${s.removed} removed, ${s.unchanged} unchanged, ${s.notDicom} not DICOM; ${s.series} series; ${s.seconds.toFixed(2)} s\n`,

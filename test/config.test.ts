@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, envName, flagName, indexPathOf, loadConfig } from '../src/config/config.js';
+import { ConfigError, envName, flagName, indexConfigFor, indexPathOf, loadConfig } from '../src/config/config.js';
 import { TempDir } from './fixtures/series.js';
 
 let tmp: TempDir;
@@ -44,6 +44,7 @@ describe('config', () => {
       [{ cacheBytes: 'lots' }, /option cacheBytes .* must be a size in bytes/],
       [{ development: 'maybe' }, /option development .* must be true or false/],
       [{ logLevel: 'loud' }, /option logLevel .* must be one of/],
+      [{ logFormat: 'xml' }, /option logFormat \(--log-format, CIRCUS_RS_LOG_FORMAT\): must be one of auto, pretty, json, got "xml"/],
     ];
     for (const [flags, message] of bad) {
       expect(() => loadConfig({ flags })).toThrow(ConfigError);
@@ -65,5 +66,30 @@ describe('config', () => {
   it('puts the index in the data directory unless told otherwise', () => {
     expect(indexPathOf({ dataDir: '/data/', indexPath: '' })).toBe('/data/.circus-rs-index.sqlite');
     expect(indexPathOf({ dataDir: '/data', indexPath: '/var/idx.sqlite' })).toBe('/var/idx.sqlite');
+  });
+
+  it('reads logFormat (auto unless told otherwise)', () => {
+    expect(loadConfig({ env: {} }).logFormat).toBe('auto');
+    expect(loadConfig({ env: { CIRCUS_RS_LOG_FORMAT: 'json' } }).logFormat).toBe('json');
+    expect(loadConfig({ env: { CIRCUS_RS_LOG_FORMAT: 'json' }, flags: { logFormat: 'pretty' } }).logFormat).toBe('pretty');
+  });
+
+  it('resolves the index path of `index DIR` from the same sources as serve, with DIR as the data directory', () => {
+    const file = join(tmp.path, 'c.json');
+    writeFileSync(file, JSON.stringify({ dataDir: '/elsewhere', indexPath: '/from/file.sqlite', maxInflatedBytes: '2M' }));
+    const env = { CIRCUS_RS_INDEX_PATH: '/from/env.sqlite' };
+
+    expect(indexPathOf(indexConfigFor('/data', { env: {} }))).toBe('/data/.circus-rs-index.sqlite');
+    const fromFile = indexConfigFor('/data', { env: {}, file });
+    expect(fromFile.dataDir).toBe('/data');
+    expect(indexPathOf(fromFile)).toBe('/from/file.sqlite');
+    expect(fromFile.maxInflatedBytes).toBe(2 * 1024 ** 2);
+    expect(indexPathOf(indexConfigFor('/data', { env, file }))).toBe('/from/env.sqlite');
+    expect(indexPathOf(indexConfigFor('/data', { env, file, flags: { indexPath: '/from/flag.sqlite' } }))).toBe('/from/flag.sqlite');
+    // A flag not given leaves the environment in charge.
+    expect(indexPathOf(indexConfigFor('/data', { env, flags: { indexPath: undefined } }))).toBe('/from/env.sqlite');
+    // The index serve opens for the same sources is the same file.
+    expect(indexPathOf(indexConfigFor('/data', { env, file }))).toBe(indexPathOf(loadConfig({ env, file, flags: { dataDir: '/data' } })));
+    expect(() => indexConfigFor('/data', { env: { CIRCUS_RS_PORT: 'x' } })).toThrow(ConfigError);
   });
 });

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -58,6 +59,58 @@ describe('SeriesIndex', () => {
       expect((await two.update()).unchanged).toBe(2);
     } finally {
       two.close();
+    }
+  });
+
+  it('lists the files of a series in natural order (IM2 before IM10), as a folder listing does', async () => {
+    const names = ['IM1', 'IM2', 'IM10'];
+    const paths = writeSeries(join(tmp.path, 'cd'), { uid: '1.2.50', slices: 3, position: null, fileName: (k) => names[k] });
+    const index = new SeriesIndex(tmp.path, join(tmp.path, '.idx.sqlite'));
+    try {
+      await index.update();
+      expect(index.filesOf('1.2.50')).toEqual(paths);
+      expect(index.filesOf('1.2.50').map((p) => p.slice(p.lastIndexOf('/') + 1))).toEqual(['IM1', 'IM2', 'IM10']);
+    } finally {
+      index.close();
+    }
+  });
+
+  it('rebuilds an index written by an older schema instead of failing on it', async () => {
+    const [file] = writeSeries(join(tmp.path, 's'), { uid: '1.2.60', slices: 1, fileName: () => 'IM1' });
+    const st = statSync(file);
+    const dbPath = join(tmp.path, 'old.sqlite');
+    // The shape of schema version 1: an instance_number column, and rows that look current.
+    const old = new Database(dbPath);
+    old.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms REAL NOT NULL, series_uid TEXT, instance_number REAL, note TEXT);
+      CREATE INDEX files_by_series ON files(series_uid);
+      INSERT INTO meta VALUES ('schema', '1');
+    `);
+    const insert = old.prepare('INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)');
+    insert.run('s/IM1', st.size, st.mtimeMs, '9.9.1', 1, null);
+    insert.run('gone/IM7', 10, 0, '9.9.2', 7, null);
+    old.close();
+
+    const index = new SeriesIndex(tmp.path, dbPath);
+    try {
+      expect(index.series()).toEqual([]);
+      const summary = await index.update();
+      // The unchanged file is read again, not trusted from the old rows.
+      expect(summary).toMatchObject({ files: 1, added: 1, changed: 0, removed: 0, unchanged: 0, series: 1 });
+      expect(index.filesOf('1.2.60')).toEqual([file]);
+      expect(index.filesOf('9.9.1')).toEqual([]);
+      expect(index.series()).toEqual([{ seriesUid: '1.2.60', files: 1 }]);
+    } finally {
+      index.close();
+    }
+    const reopened = new Database(dbPath, { readonly: true });
+    try {
+      const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
+      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'series_uid', 'note']);
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '2' });
+    } finally {
+      reopened.close();
     }
   });
 });

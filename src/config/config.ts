@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { addressList } from '../http/addresses.js';
+import { addressList } from './addresses.js';
 
 type Kind = 'string' | 'integer' | 'bytes' | 'boolean' | 'list';
 
@@ -93,7 +93,13 @@ export const OPTIONS = {
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
     description: 'log level',
   },
-  auth: { kind: 'boolean', default: false, description: 'authentication mode: metadata, mpr, oblique and raw need a token' },
+  logFormat: {
+    kind: 'string',
+    default: 'auto',
+    choices: ['auto', 'pretty', 'json'],
+    description: 'log lines: auto (readable on a terminal, JSON otherwise), pretty or json',
+  },
+  auth: { kind: 'boolean', default: false, description: 'authentication mode: metadata, mpr, oblique, raw and volume need a token' },
   tokenSecret: {
     kind: 'string',
     default: '',
@@ -227,6 +233,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   return Object.freeze(out) as Config;
 }
+
+/**
+ * The config of `circus-rs index DIR`: the same sources in the same order as serve (flags >
+ * environment > file > defaults), with DIR as the data directory, so that both use the same
+ * index file (`indexPathOf`) and the same read limits. Throws ConfigError like loadConfig.
+ */
+export const indexConfigFor = (dir: string, sources: ConfigSources = {}): Config =>
+  loadConfig({ ...sources, flags: { ...sources.flags, dataDir: dir } });
 
 /** Where the header index lives for a config. */
 export const indexPathOf = (config: Pick<Config, 'dataDir' | 'indexPath'>): string =>

@@ -10,6 +10,8 @@
  * - With `untilPixelData`, parsing stops at the Pixel Data element: its header is read, its value
  *   is not, so a caller can read only the first kilobytes of a file (`PartialFileError` says how
  *   many bytes are needed when the buffer ends before that).
+ * - Text is decoded as UTF-8 where Specific Character Set (0008,0005) says ISO_IR 192, else as
+ *   Latin-1; a sequence item uses the character set of the dataset holding it unless it has its own.
  *
  * Everything malformed throws `DicomParseError` with a reason; nothing else is thrown for any input.
  */
@@ -51,11 +53,32 @@ const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 
 
 export class DataSet {
   readonly elements = new Map<number, Element>();
+  private utf8Text: boolean | undefined;
+  /**
+   * @param container the dataset that holds this one as a sequence item: its character set
+   *   applies to this item's text unless the item has its own Specific Character Set.
+   */
   constructor(
     readonly buf: Buffer,
     readonly littleEndian: boolean,
-    readonly utf8 = false,
+    readonly container?: DataSet,
   ) {}
+
+  /**
+   * Whether text values are UTF-8: Specific Character Set (0008,0005) names ISO_IR 192 in this
+   * dataset or, when it has none, in its container (recursively); Latin-1 otherwise. Settled on
+   * first use, which comes after parsing (the element may follow nested items in the file).
+   */
+  get utf8(): boolean {
+    if (this.utf8Text === undefined) {
+      const e = this.elements.get(Tags.SpecificCharacterSet);
+      this.utf8Text =
+        e !== undefined && e.length >= 0
+          ? /ISO_IR 192/.test(this.buf.toString('latin1', e.offset, Math.min(e.offset + e.length, this.buf.length)))
+          : (this.container?.utf8 ?? false);
+    }
+    return this.utf8Text;
+  }
 
   has(tag: number): boolean {
     return this.elements.has(tag);
@@ -276,7 +299,7 @@ function parseSequence(c: Cursor, parent: DataSet, mode: Mode, end: number | und
     const length = c.u32();
     if (tag === Tags.SequenceDelimitation) return items;
     if (tag !== Tags.Item) throw new DicomParseError(`expected a sequence item at byte ${at}, found ${hex(tag)}`);
-    const item = new DataSet(c.buf, c.littleEndian, parent.utf8);
+    const item = new DataSet(c.buf, c.littleEndian, parent);
     const itemMode = { ...mode, untilPixelData: false };
     if (length === UNDEFINED) {
       parseElements(c, item, itemMode, undefined, depth + 1);
@@ -354,19 +377,10 @@ export function parseDicom(buf: Buffer, options: ParseOptions = {}): ParsedDicom
   }
   const littleEndian = transferSyntaxUid !== TransferSyntax.ExplicitBig;
   const explicit = transferSyntaxUid !== TransferSyntax.ImplicitLittle;
-  // Specific Character Set is needed before text is decoded; peek it after parsing.
   const dataset = new DataSet(dataBuf, littleEndian);
   const c = new Cursor(dataBuf, littleEndian, pos, partial && dataBuf === buf);
   parseElements(c, dataset, { explicit, untilPixelData: options.untilPixelData === true }, undefined, 0);
-  const charset = dataset.string(Tags.SpecificCharacterSet);
-  const result = charset !== undefined && /ISO_IR 192/.test(charset) ? rewrap(dataset) : dataset;
-  return { transferSyntaxUid, meta, dataset: result, pixelData: result.elements.get(Tags.PixelData) };
-}
-
-function rewrap(ds: DataSet): DataSet {
-  const out = new DataSet(ds.buf, ds.littleEndian, true);
-  for (const [k, v] of ds.elements) out.elements.set(k, v);
-  return out;
+  return { transferSyntaxUid, meta, dataset, pixelData: dataset.elements.get(Tags.PixelData) };
 }
 
 /** Reads one Explicit VR LE element of the meta group. */

@@ -4,7 +4,8 @@
  *
  * Form (URL-safe, no padding): base64url(payload) "." base64url(HMAC-SHA256(secret, payload)),
  * payload = version (1 byte, 1) | expiry (uint32 BE, Unix seconds) | nonce (12 random bytes) |
- * series UID (ASCII). The signature is compared in constant time. The clock is injected.
+ * series UID (ASCII). Each part must be the canonical base64url spelling of its bytes, so one
+ * token has one text. The signature is compared in constant time. The clock is injected.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CircusError } from '../core/errors.js';
@@ -21,6 +22,17 @@ export interface TokenServiceOptions {
 }
 
 const unauthorized = (message: string): CircusError => new CircusError('UNAUTHORIZED', message);
+
+/**
+ * The bytes of base64url `text` (no padding). Only the canonical spelling is accepted: the
+ * decoder ignores the unused low bits of the last character (and a lone trailing character),
+ * so several texts give the same bytes; any but the one the bytes encode to throws 401.
+ */
+function decodeCanonical(text: string): Buffer {
+  const bytes = Buffer.from(text, 'base64url');
+  if (bytes.toString('base64url') !== text) throw unauthorized('the token is malformed');
+  return bytes;
+}
 
 export class TokenService {
   private readonly secret: Buffer;
@@ -53,8 +65,8 @@ export class TokenService {
   verify(token: string, seriesUid: string): void {
     const dot = token.indexOf('.');
     if (dot <= 0 || token.length > 512 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw unauthorized('the token is malformed');
-    const payload = Buffer.from(token.slice(0, dot), 'base64url');
-    const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+    const payload = decodeCanonical(token.slice(0, dot));
+    const signature = decodeCanonical(token.slice(dot + 1));
     const expected = this.sign(payload);
     if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
       throw unauthorized('the token signature is not valid');

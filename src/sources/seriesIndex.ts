@@ -12,6 +12,8 @@ import { opendir, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
 import { mapLimit } from '../dicom/volumeLoader.js';
+import { FileInstance } from './fileInstance.js';
+import { naturalCompare } from './naturalOrder.js';
 
 export interface IndexProgress {
   phase: 'scan' | 'read';
@@ -30,7 +32,8 @@ export interface IndexSummary {
   seconds: number;
 }
 
-const SCHEMA_VERSION = '1';
+/** Version of the tables' shape; the files table of another version is dropped and rebuilt. */
+const SCHEMA_VERSION = '2';
 
 export class SeriesIndex {
   private readonly db: Database.Database;
@@ -44,29 +47,38 @@ export class SeriesIndex {
     this.db = new Database(this.dbPath);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    this.db.transaction(() => this.migrate())();
+  }
+
+  /**
+   * Creates the tables. A files table of another schema version (or of none: a database
+   * from before versions were recorded) is dropped first, so it is rebuilt in its new shape
+   * by the next update.
+   */
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
+    if (version?.value !== SCHEMA_VERSION) this.db.exec('DROP TABLE IF EXISTS files');
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS files (
         path TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
         mtime_ms REAL NOT NULL,
         series_uid TEXT,
-        instance_number REAL,
         note TEXT
       );
       CREATE INDEX IF NOT EXISTS files_by_series ON files(series_uid);
     `);
-    const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
-    if (version && version.value !== SCHEMA_VERSION) {
-      this.db.exec('DELETE FROM files');
-    }
     this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
   }
 
-  /** Absolute paths of the files of a series, sorted by path; empty when unknown. */
+  /**
+   * Absolute paths of the files of a series in natural order (IM2 before IM10, as a folder
+   * listing of the data directory gives them); empty when unknown.
+   */
   filesOf(seriesUid: string): string[] {
-    const rows = this.db.prepare('SELECT path FROM files WHERE series_uid = ? ORDER BY path').all(seriesUid) as { path: string }[];
-    return rows.map((r) => join(this.root, r.path));
+    const rows = this.db.prepare('SELECT path FROM files WHERE series_uid = ?').all(seriesUid) as { path: string }[];
+    return rows.map((r) => join(this.root, r.path)).sort(naturalCompare);
   }
 
   /** Series known to the index with their file counts. */
@@ -120,7 +132,7 @@ export class SeriesIndex {
     if (this.closed) throw new Error('the index was closed during the update');
     const removed = [...known.keys()].filter((p) => !seen.has(p));
     const upsert = this.db.prepare(
-      'INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, instance_number, note) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note) VALUES (?, ?, ?, ?, ?)',
     );
     const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
     this.db.transaction((paths: string[]) => paths.forEach((p) => remove.run(p)))(removed);
@@ -135,11 +147,11 @@ export class SeriesIndex {
       const batch = found.slice(start, start + batchSize);
       const rows = await mapLimit(batch, options.concurrency ?? 16, async (f) => {
         try {
-          const h = await readHeader(join(this.root, f.rel), options.readLimits);
-          return [f.rel, f.size, f.mtime, h.seriesInstanceUid ?? null, h.instanceNumber ?? null, h.seriesInstanceUid ? null : 'no SeriesInstanceUID'];
+          const h = await readHeader(new FileInstance(join(this.root, f.rel), f.rel), options.readLimits);
+          return [f.rel, f.size, f.mtime, h.seriesInstanceUid ?? null, h.seriesInstanceUid ? null : 'no SeriesInstanceUID'];
         } catch (err) {
           notDicom++;
-          return [f.rel, f.size, f.mtime, null, null, (err as Error).message.slice(0, 200)];
+          return [f.rel, f.size, f.mtime, null, (err as Error).message.slice(0, 200)];
         }
       });
       this.db.transaction(() => {
