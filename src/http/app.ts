@@ -9,7 +9,8 @@ import type { Config } from '../config/config.js';
 import type { CacheRegions } from '../services/cacheRegions.js';
 import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
-import { WWW_AUTHENTICATE } from './auth.js';
+import { registerAccessControl, WWW_AUTHENTICATE } from './auth.js';
+import { sendError } from './errors.js';
 import { metadataRoute } from './routes/metadata.js';
 import { mprRoute } from './routes/mpr.js';
 import { obliqueRoute } from './routes/oblique.js';
@@ -50,10 +51,6 @@ declare module 'fastify' {
 
 export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center';
 
-export function sendError(reply: FastifyReply, status: number, message: string, extra: Record<string, unknown> = {}): FastifyReply {
-  return reply.code(status).type('application/json; charset=utf-8').send({ result: 'ng', message, ...extra });
-}
-
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
@@ -63,11 +60,33 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestTimeout: deps.config.requestTimeoutMs,
     // A client that stops reading (a stalled /raw download) is cut off after two minutes.
     connectionTimeout: 120_000,
+    // Room for a URL of maxUrlLength plus ordinary headers, so the URL limit is ours to answer.
+    http: { maxHeaderSize: Math.max(16 * 1024, deps.config.maxUrlLength + 8 * 1024) },
+    // Requests Node's parser refuses (headers too long, malformed) get the contract's body too.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const message =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? 'bad request: the request line and headers are too long'
+          : timeout
+            ? 'the request was not received in time'
+            : `bad request: ${err.code ?? 'malformed request'}`;
+      const body = JSON.stringify({ result: 'ng', message });
+      const status = timeout ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+            `Access-Control-Allow-Origin: ${deps.config.corsOrigin}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy(err);
+    },
     keepAliveTimeout: 5000,
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: true },
     // Requests fastify refuses before routing (a malformed URL) get the contract's body too.
     frameworkErrors: (error, _request, reply) => {
-      reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
+      reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin).header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
       sendError(reply, 400, `bad request: ${error.message}`);
     },
   });
@@ -92,6 +111,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
   });
 
+  // After the hook above: a request refused there is never checked for a token.
+  registerAccessControl(app);
+
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'OPTIONS') return;
     const action = request.routeOptions.url?.replace(/^\//, '') || 'unknown';
@@ -99,7 +121,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     else app.counters[action] = (app.counters[action] ?? 0) + 1;
   });
 
-  app.options('*', async (_request, reply) => {
+  app.options('*', { config: { access: 'public' } }, async (_request, reply) => {
     reply
       .code(204)
       .header('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS')

@@ -1,12 +1,35 @@
 /**
- * Authentication mode: when on, a request for a series must carry a token for it, as
- * `Authorization: Bearer <token>` or as the `token` query parameter (for <img src>).
+ * Access control, declared per route and enforced in one place.
+ *
+ * Every route declares who may call it in its config: `{ config: { access: 'public' } }` (anyone:
+ * /status, /requestToken, which checks its own client list) or `{ config: { access: 'series' } }`
+ * (in authentication mode, only a request carrying a valid token for the series it names, as
+ * `Authorization: Bearer <token>` or as the `token` query parameter for <img src>). A route
+ * registered without a declaration fails at start, so a new route cannot forget it.
+ *
+ * The check runs in one onRequest hook, before the handler: the series parameter is validated
+ * (400), then a missing or invalid token is 401 before anything is looked up, so a 401 never
+ * says whether a series exists.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
-import { single, type Query } from './params.js';
+import { seriesParam, single, type Query } from './params.js';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="CircusRS"';
+
+/** Who may call a route. */
+export type Access = 'public' | 'series';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (required on every route). */
+    access?: Access;
+  }
+  interface FastifyInstance {
+    /** Every route registered, with its declared access (in registration order). */
+    routeAccess: { method: string; url: string; access: Access }[];
+  }
+}
 
 function tokenOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -18,11 +41,30 @@ function tokenOf(request: FastifyRequest): string | undefined {
   return single(request.query as Query, 'token');
 }
 
-/** Throws 401 unless authentication is off or the request carries a valid token for `series`. */
-export function authorize(app: FastifyInstance, request: FastifyRequest, series: string): void {
-  const tokens = app.deps.tokens;
-  if (!app.deps.config.auth || !tokens) return;
-  const token = tokenOf(request);
-  if (token === undefined) throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
-  tokens.verify(token, series);
+/** The series a request names: the `sid` path parameter, else the `series` query parameter (400 when malformed). */
+export function seriesOf(request: FastifyRequest): string {
+  const sid = (request.params as Record<string, string | undefined> | undefined)?.sid;
+  return sid !== undefined ? seriesParam({ series: sid }) : seriesParam(request.query as Query);
+}
+
+/** Installs the declaration check and the one access hook; call before any route is registered. */
+export function registerAccessControl(app: FastifyInstance): void {
+  app.decorate('routeAccess', []);
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const access = route.config?.access;
+    if (access !== 'public' && access !== 'series') {
+      throw new Error(`route ${methods.join(',')} ${route.url} declares no access ('public' or 'series')`);
+    }
+    for (const method of methods) app.routeAccess.push({ method, url: route.url, access });
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.access !== 'series') return;
+    const series = seriesOf(request);
+    const tokens = app.deps.tokens;
+    if (!app.deps.config.auth || !tokens) return;
+    const token = tokenOf(request);
+    if (token === undefined) throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
+    tokens.verify(token, series);
+  });
 }

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { authorize } from '../auth.js';
 import { estimatedWindow, type Volume } from '../../core/volume/volume.js';
 import { seriesParam, type Query } from '../params.js';
 
@@ -28,9 +27,8 @@ export function metadataOf(v: Volume): Record<string, unknown> {
 
 /** GET /metadata?series=UID */
 export async function metadataRoute(app: FastifyInstance): Promise<void> {
-  app.get('/metadata', async (request) => {
+  app.get('/metadata', { config: { access: 'series' } }, async (request) => {
     const series = seriesParam(request.query as Query);
-    authorize(app, request, series);
     const volume = await app.deps.volumes.get(series);
     return metadataOf(volume);
   });

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { authorize } from '../auth.js';
 import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
@@ -9,10 +8,9 @@ import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '..
 
 /** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
 export async function mprRoute(app: FastifyInstance): Promise<void> {
-  app.get('/mpr', async (request, reply) => {
+  app.get('/mpr', { config: { access: 'series' } }, async (request, reply) => {
     const q = request.query as Query;
     const series = seriesParam(q);
-    authorize(app, request, series);
     const mode = enumParam(q, 'mode', ORIENTATIONS, true);
     const target = numberParam(q, 'target', { integer: true });
     const win = windowParams(q);

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { authorize } from '../auth.js';
 import { badParameter } from '../../core/errors.js';
 import { obliqueLayout, renderOblique } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
@@ -17,10 +16,9 @@ function cursorParam(q: Query): [number, number, number] {
 
 /** GET /oblique?series=UID&a=ANGLE&b=axial|coronal|sagittal&c=x,y,z&ww=W&wl=L */
 export async function obliqueRoute(app: FastifyInstance): Promise<void> {
-  app.get('/oblique', async (request, reply) => {
+  app.get('/oblique', { config: { access: 'series' } }, async (request, reply) => {
     const q = request.query as Query;
     const series = seriesParam(q);
-    authorize(app, request, series);
     const a = numberParam(q, 'a', { required: true });
     const b = enumParam(q, 'b', ORIENTATIONS, true);
     const c = cursorParam(q);

@@ -1,9 +1,8 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { gzipParallel } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
 import { volumeId } from '../../services/cacheRegions.js';
-import { authorize } from '../auth.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
 
 const FORMATS = ['combined', 'voxels'] as const;
@@ -18,8 +17,7 @@ const FORMATS = ['combined', 'voxels'] as const;
 export async function rawRoute(app: FastifyInstance): Promise<void> {
   const collecting = new Set<string>();
 
-  const serve = async (series: string, format: RawFormat, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    authorize(app, request, series);
+  const serve = async (series: string, format: RawFormat, reply: FastifyReply): Promise<FastifyReply> => {
     const volume = await app.deps.volumes.get(series);
     const streams = app.deps.cache.volumeStreams;
     // Keyed by the loaded volume: a series loaded again never gets an older stream.
@@ -60,11 +58,11 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     return reply.send(body);
   };
 
-  app.get('/raw', async (request, reply) => {
+  app.get('/raw', { config: { access: 'series' } }, async (request, reply) => {
     const q = request.query as Query;
     const series = seriesParam(q);
     const format = enumParam(q, 'format', FORMATS) ?? 'combined';
-    return serve(series, format, request, reply);
+    return serve(series, format, reply);
   });
-  app.get('/volume', async (request, reply) => serve(seriesParam(request.query as Query), 'voxels', request, reply));
+  app.get('/volume', { config: { access: 'series' } }, async (request, reply) => serve(seriesParam(request.query as Query), 'voxels', reply));
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { addressAllowed, addressList } from '../addresses.js';
-import { sendError } from '../app.js';
+import { addressAllowed, addressList } from '../../config/addresses.js';
+import { CircusError } from '../../core/errors.js';
 import { seriesParam, type Query } from '../params.js';
 
 /**
@@ -9,12 +9,10 @@ import { seriesParam, type Query } from '../params.js';
  */
 export async function requestTokenRoute(app: FastifyInstance): Promise<void> {
   const issuers = addressList(app.deps.config.tokenIssuers);
-  app.get('/requestToken', async (request, reply) => {
+  app.get('/requestToken', { config: { access: 'public' } }, async (request, reply) => {
     reply.header('Cache-Control', 'no-store');
     const series = seriesParam(request.query as Query);
-    if (!addressAllowed(issuers, request.ip)) {
-      return sendError(reply, 403, `tokens are not issued to ${request.ip}`);
-    }
+    if (!addressAllowed(issuers, request.ip)) throw new CircusError('FORBIDDEN', `tokens are not issued to ${request.ip}`);
     const { token, expiresAt } = app.deps.tokens!.issue(series);
     return { result: 'ok', token, expiresAt: expiresAt.toISOString() };
   });

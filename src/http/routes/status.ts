@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 
 /** GET /status: server state, never configuration values or secrets. */
 export async function statusRoute(app: FastifyInstance): Promise<void> {
-  app.get('/status', async (_request, reply) => {
+  app.get('/status', { config: { access: 'public' } }, async (_request, reply) => {
     const cache = app.deps.cache.cache.stats();
     const volumes = cache.regions.volumes;
     const mem = process.memoryUsage();
