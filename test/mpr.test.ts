@@ -4,13 +4,13 @@ import { CircusError } from '../src/core/errors.js';
 import { obliqueLayout, renderOblique, sampleOblique } from '../src/core/mpr/oblique.js';
 import { planeLayout, renderOrthogonal, sampleOrthogonal } from '../src/core/mpr/orthogonal.js';
 import { windowInto, windowTable, windowValue } from '../src/core/mpr/window.js';
-import { PixelFormat, type Volume, type VoxelArray } from '../src/core/volume/volume.js';
+import { allocateVoxels, PixelFormat, type Volume, type VoxelArray } from '../src/core/volume/volume.js';
 import { encodePngSync, encodeScanlines, filterRows, scanlineBuffer } from '../src/encode/png.js';
 
 /** A volume whose voxel (x, y, z) holds f(x, y, z). */
 function makeVolume(dims: [number, number, number], voxelSize: [number, number, number], f: (x: number, y: number, z: number) => number, format: PixelFormat = PixelFormat.Int16): Volume {
   const [nx, ny, nz] = dims;
-  const data: VoxelArray = format === PixelFormat.Float32 ? new Float32Array(nx * ny * nz) : format === PixelFormat.UInt8 ? new Uint8Array(nx * ny * nz) : new Int16Array(nx * ny * nz);
+  const data: VoxelArray = allocateVoxels(format, nx * ny * nz);
   let min = Infinity;
   let max = -Infinity;
   for (let z = 0; z < nz; z++)
@@ -247,6 +247,43 @@ describe('oblique planes', () => {
     const l = obliqueLayout(v, { a: 1e15, b: 'axial', c: [10, 10, 2] });
     expect(l.width).toBeGreaterThan(0);
     expect(l.width).toBeLessThanOrEqual(Math.ceil(20 * Math.SQRT2) + 1);
+  });
+});
+
+describe('binary volumes (masks)', () => {
+  /** A 2 x 2 x 2 mask, 1 where x = 1, with MONOCHROME1 set (it must not invert). */
+  const maskVolume = (): Volume => ({ ...makeVolume([2, 2, 2], [1, 1, 1], (x) => x, PixelFormat.Binary), monochrome1: true });
+
+  it('show 0 as 0 and 1 as 255 whatever the window, never inverted', () => {
+    const v = maskVolume();
+    for (const w of [
+      { width: 3000, level: -1000, invert: true },
+      { width: 0.01, level: 5, invert: false },
+    ]) {
+      const out = new Uint8Array(4);
+      renderOrthogonal(v, 'axial', 1, w, out);
+      expect(Array.from(out)).toEqual([0, 255, 0, 255]);
+      renderOrthogonal(v, 'sagittal', 1, w, out);
+      expect(Array.from(out)).toEqual([255, 255, 255, 255]);
+    }
+    expect(() => renderOrthogonal(v, 'axial', 0, { width: 0, level: 0, invert: false }, new Uint8Array(4))).toThrow(CircusError);
+  });
+
+  it('sample obliques nearest-neighbour, a sample halfway between two voxels taking the higher index', () => {
+    const v = maskVolume();
+    // b = axial, a = 0, c = (0.5, 0, 0): the one sample along x is x = 0.5 (k = -1 gives -0.5),
+    // rows z = 0 and 1. Trilinear would give 0.5 (128); nearest rounds 0.5 up to voxel x = 1.
+    const layout = obliqueLayout(v, { a: 0, b: 'axial', c: [0.5, 0, 0] });
+    expect([layout.width, layout.height]).toEqual([1, 2]);
+    const values = new Float32Array(2);
+    sampleOblique(v, layout, values);
+    expect(Array.from(values)).toEqual([1, 1]);
+    const out = new Uint8Array(2);
+    renderOblique(v, layout, { width: 400, level: 40, invert: false }, out);
+    expect(Array.from(out)).toEqual([255, 255]);
+    // Just below halfway, x = 0.49 takes voxel x = 0.
+    renderOblique(v, obliqueLayout(v, { a: 0, b: 'axial', c: [0.49, 0, 0] }), { width: 400, level: 40, invert: false }, out);
+    expect(Array.from(out)).toEqual([0, 0]);
   });
 });
 

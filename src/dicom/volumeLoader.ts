@@ -4,13 +4,22 @@
  * 1. Headers of every instance are read (first kilobytes only); instances that are not DICOM,
  *    are truncated, or belong to another series are skipped with a logged reason. A multi-frame
  *    instance gives one slice per frame.
- * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, 8 or 16 bits,
- *    consistent with the first) and the slices are ordered (core/volume).
+ * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, 1, 8 or 16
+ *    bits, consistent with the first) and the slices are ordered (core/volume).
  * 3. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
  *    then each slice's pixel data is read straight into its place in one buffer of the stored
  *    type: no second copy for uncompressed little-endian data.
  * 4. Stored bits are normalised (BitsStored < BitsAllocated), modality values computed in place
  *    where the format allows it, and the narrowest exact pixel format chosen.
+ *
+ * BitsAllocated 1 (masks, label maps; PS3.5 8.1.1 and 8.2): pixels are packed 8 a byte, the
+ * first in the least significant bit, and the frames of a multi-frame file follow each other
+ * bit by bit, so frame f is bits [f n, (f + 1) n) of the pixel data (n = rows * columns; a frame
+ * need not start on a byte boundary). Only native data is read (compressed masks are refused,
+ * 422); the bytes holding a frame are read and unpacked to one byte (0 or 1) a voxel, and the
+ * volume is Binary with values 0 and 1 as they are: Rescale Slope/Intercept, padding and window
+ * attributes do not apply. Under Explicit VR Big Endian, OW pixel data is in 16-bit words
+ * written big-endian, so the bytes are swapped in pairs (counted from the value's start) first.
  *
  * Work on the main thread is cut into short steps so the event loop keeps answering.
  */
@@ -111,6 +120,7 @@ export function cooperative(budgetMs = 8): () => Promise<void> {
 }
 
 function storedFormat(h: SliceHeader): PixelFormat {
+  if (h.bitsAllocated === 1) return PixelFormat.Binary;
   if (h.bitsAllocated === 8) return h.pixelRepresentation === 1 ? PixelFormat.Int8 : PixelFormat.UInt8;
   return h.pixelRepresentation === 1 ? PixelFormat.Int16 : PixelFormat.UInt16;
 }
@@ -123,6 +133,10 @@ function checkSlice(s: Slice, first: Slice, decoding: boolean, maxFrameBytes: nu
   if (frameBytes > maxFrameBytes) {
     throw tooLarge(`${name}: a ${h.rows}x${h.columns} frame needs ${frameBytes} bytes, more than maxFrameBytes (${maxFrameBytes})`);
   }
+  const binary = h.bitsAllocated === 1;
+  if (binary && h.pixelData.encapsulated) {
+    throw unprocessable(`${name}: BitsAllocated 1 pixel data is compressed (${describeTransferSyntax(h.transferSyntaxUid)}); only uncompressed masks are read`);
+  }
   const native = isNative(h.transferSyntaxUid) && !h.pixelData.encapsulated;
   if (!native && !(decoding && canDecode(h.transferSyntaxUid) && h.pixelData.encapsulated)) {
     throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', `${name}: transfer syntax ${describeTransferSyntax(h.transferSyntaxUid)} cannot be decoded`);
@@ -132,8 +146,13 @@ function checkSlice(s: Slice, first: Slice, decoding: boolean, maxFrameBytes: nu
       `${name}: colour image (PhotometricInterpretation ${h.photometricInterpretation}, SamplesPerPixel ${h.samplesPerPixel}) where a monochrome one is needed`,
     );
   }
-  if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) {
-    throw unprocessable(`${name}: BitsAllocated ${h.bitsAllocated} is not supported (8 or 16)`);
+  if (h.bitsAllocated !== 1 && h.bitsAllocated !== 8 && h.bitsAllocated !== 16) {
+    throw unprocessable(`${name}: BitsAllocated ${h.bitsAllocated} is not supported (1, 8 or 16)`);
+  }
+  if (binary && (h.bitsStored !== 1 || h.highBit !== 0 || h.pixelRepresentation !== 0)) {
+    throw unprocessable(
+      `${name}: BitsAllocated 1 needs BitsStored 1, HighBit 0 and PixelRepresentation 0, got BitsStored ${h.bitsStored}, HighBit ${h.highBit}, PixelRepresentation ${h.pixelRepresentation}`,
+    );
   }
   if (!(h.bitsStored >= 1 && h.bitsStored <= h.bitsAllocated && h.highBit >= h.bitsStored - 1 && h.highBit < h.bitsAllocated)) {
     throw unprocessable(`${name}: BitsStored ${h.bitsStored} and HighBit ${h.highBit} do not fit BitsAllocated ${h.bitsAllocated}`);
@@ -147,11 +166,64 @@ function checkSlice(s: Slice, first: Slice, decoding: boolean, maxFrameBytes: nu
       throw unprocessable(`${name}: ${key} ${h[key]} differs from ${f[key]} of slice ${first.label}`);
     }
   }
-  const needed = h.rows * h.columns * (h.bitsAllocated / 8) * h.numberOfFrames;
+  const needed = pixelDataBytes(h);
   if (native && h.pixelData.length < needed) {
     const frames = h.numberOfFrames > 1 ? ` x ${h.numberOfFrames} frames` : '';
-    throw unprocessable(`${name}: pixel data holds ${h.pixelData.length} bytes, ${h.rows}x${h.columns}${frames} needs ${needed}`);
+    const packing = binary ? ' at 1 bit a pixel' : '';
+    throw unprocessable(`${name}: pixel data holds ${h.pixelData.length} bytes, ${h.rows}x${h.columns}${frames}${packing} needs ${needed}`);
   }
+}
+
+/** Bytes the native pixel data of every frame of an instance takes (before padding to even length). */
+function pixelDataBytes(h: SliceHeader): number {
+  const pixels = h.rows * h.columns * h.numberOfFrames;
+  return h.bitsAllocated === 1 ? Math.ceil(pixels / 8) : pixels * (h.bitsAllocated / 8);
+}
+
+/**
+ * Unpacks `count` pixels of BitsAllocated 1 data into `out` from `outStart`, one byte (0 or 1)
+ * a pixel: pixel i is bit (bitOffset + i) % 8 (0 the least significant) of byte
+ * floor((bitOffset + i) / 8) of `packed`. Throws RangeError when `packed` is too short.
+ */
+export function unpackBitsLsbFirst(packed: Uint8Array, bitOffset: number, count: number, out: Uint8Array, outStart: number): void {
+  if (Math.ceil((bitOffset + count) / 8) > packed.length) {
+    throw new RangeError(`${packed.length} bytes cannot hold ${count} pixels from bit ${bitOffset}`);
+  }
+  const bit = (i: number): number => {
+    const b = bitOffset + i;
+    return (packed[b >>> 3] >>> (b & 7)) & 1;
+  };
+  // Bit by bit up to a byte boundary, then whole bytes, then the bits left.
+  let i = 0;
+  for (; i < count && (bitOffset + i) % 8 !== 0; i++) out[outStart + i] = bit(i);
+  for (; i + 8 <= count; i += 8) {
+    const byte = packed[(bitOffset + i) >>> 3];
+    const o = outStart + i;
+    for (let k = 0; k < 8; k++) out[o + k] = (byte >>> k) & 1;
+  }
+  for (; i < count; i++) out[outStart + i] = bit(i);
+}
+
+/**
+ * Reads slice `s` of a BitsAllocated 1 instance into `out` (one byte a voxel, `count` voxels
+ * from `outStart`): the bytes holding bits [frame * count, (frame + 1) * count) of the pixel
+ * data, swapped in pairs first for OW under Explicit VR Big Endian. Throws DicomParseError
+ * when the file is shorter than its pixel data says.
+ */
+async function readBinarySlice(s: Slice, out: Uint8Array, outStart: number, count: number, limits: ReadLimits): Promise<void> {
+  const px = s.header.pixelData!;
+  const firstBit = s.frame * count;
+  const swapped = isBigEndian(s.header.transferSyntaxUid) && px.vr === 'OW';
+  let start = Math.floor(firstBit / 8);
+  let end = Math.ceil((firstBit + count) / 8);
+  if (swapped) {
+    start -= start % 2;
+    end = Math.min(end + (end % 2), px.length);
+  }
+  const packed = Buffer.alloc(end - start + ((end - start) % 2));
+  await readPixelBytes(s.instance, s.header, packed, start, limits, 0, end - start);
+  if (swapped) packed.swap16();
+  unpackBitsLsbFirst(packed, firstBit - start * 8, count, out, outStart);
 }
 
 /** Stored words to values: shifts out bits below the stored ones, masks, extends the sign. */
@@ -232,9 +304,10 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   const raw = allocateVoxels(stored, voxels);
   const sliceBytes = perSlice * BYTES_PER_VOXEL[stored];
   const ranges: StoredRange[] = new Array(nz);
+  const binary = stored === PixelFormat.Binary;
   const place = (s: Slice, z: number): void => {
     normalizeStoredBits(raw, z * perSlice, perSlice, s.header);
-    ranges[z] = storedRange(raw, z * perSlice, perSlice, s.header.padding);
+    ranges[z] = storedRange(raw, z * perSlice, perSlice, binary ? undefined : s.header.padding);
   };
   const target = (z: number): Buffer => Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
   const native = ordered.map((s, z) => ({ s, z })).filter(({ s }) => !s.header.pixelData!.encapsulated);
@@ -248,12 +321,13 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   const reading = mapLimit(native, concurrency, async ({ s, z }) => {
     const t = target(z);
     try {
-      await readPixelBytes(s.instance, s.header, t, s.frame * sliceBytes, limits);
+      if (binary) await readBinarySlice(s, raw as Uint8Array, z * perSlice, perSlice, limits);
+      else await readPixelBytes(s.instance, s.header, t, s.frame * sliceBytes, limits);
     } catch (err) {
       throw unprocessable(`slice ${s.label}: ${(err as Error).message}`);
     }
     const wordsSwapped = stored === PixelFormat.UInt16 || stored === PixelFormat.Int16 || s.header.pixelData!.vr === 'OW';
-    if (isBigEndian(s.header.transferSyntaxUid) && wordsSwapped && sliceBytes % 2 === 0) {
+    if (!binary && isBigEndian(s.header.transferSyntaxUid) && wordsSwapped && sliceBytes % 2 === 0) {
       t.swap16();
     }
     place(s, z);
@@ -263,11 +337,66 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   if (readPixels.status === 'rejected') throw readPixels.reason;
   if (decoded.status === 'rejected') throw decoded.reason;
 
-  // 4. Modality values and format.
+  // 4. Modality values and format (masks keep their 0 and 1).
+  const { format, data, min, max } = binary
+    ? binaryValues(raw, ranges)
+    : await modalityValues(ordered, raw, ranges, { stored, perSlice, reserve: options.reserve, pause });
+
+  const windows: (Window | null)[] = ordered.map(({ header: h }) =>
+    // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
+    // A mask's window attributes do not apply to its values (0 and 1).
+    !binary && h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1 ? { level: h.windowCenter, width: h.windowWidth } : null,
+  );
+  const volume: Volume = {
+    dims: [nx, ny, nz],
+    voxelSize: ordering.voxelSize,
+    pixelFormat: format,
+    data,
+    geometry: ordering.geometry,
+    uniformSpacing: ordering.uniformSpacing,
+    minValue: min,
+    maxValue: max,
+    monochrome1: first.photometricInterpretation === 'MONOCHROME1',
+    sliceWindows: windows,
+    attributes: {
+      modality: first.modality ?? null,
+      photometricInterpretation: first.photometricInterpretation,
+      seriesInstanceUid: first.seriesInstanceUid ?? null,
+      studyInstanceUid: first.studyInstanceUid ?? null,
+      seriesDescription: first.seriesDescription ?? null,
+    },
+  };
+  return Object.freeze(volume);
+}
+
+/** What loadVolume needs to turn stored values into modality values. */
+interface ModalityContext {
+  stored: PixelFormat;
+  /** Voxels a slice. */
+  perSlice: number;
+  reserve?: (bytes: number) => Promise<void>;
+  pause: () => Promise<void>;
+}
+
+/** The values of a volume: its data, format and value range. */
+interface Values {
+  format: PixelFormat;
+  data: VoxelArray;
+  min: number;
+  max: number;
+}
+
+/**
+ * Stored values (`raw`, slices in z order, `ranges` of each) to modality values: per-slice
+ * Rescale Slope/Intercept and padding, in the narrowest exact format (in place when its voxels
+ * are as wide as the stored ones, else in a new array reserved first).
+ */
+async function modalityValues(ordered: readonly Slice[], raw: VoxelArray, ranges: readonly StoredRange[], ctx: ModalityContext): Promise<Values> {
+  const { stored, perSlice, reserve, pause } = ctx;
   let min = Infinity;
   let max = -Infinity;
   let integers = true;
-  for (let z = 0; z < nz; z++) {
+  for (let z = 0; z < ordered.length; z++) {
     const h = ordered[z].header;
     const p = { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding };
     if (!Number.isNaN(ranges[z].min)) {
@@ -297,47 +426,37 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
     if (BYTES_PER_VOXEL[format] === BYTES_PER_VOXEL[stored]) {
       data = viewAs(format, raw);
     } else {
-      await options.reserve?.(voxels * BYTES_PER_VOXEL[format] + raw.byteLength);
-      data = allocateVoxels(format, voxels);
+      await reserve?.(raw.length * BYTES_PER_VOXEL[format] + raw.byteLength);
+      data = allocateVoxels(format, raw.length);
     }
-    for (let z = 0; z < nz; z++) {
+    for (let z = 0; z < ordered.length; z++) {
       const h = ordered[z].header;
       const p = { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding };
       rescaleInto(raw, z * perSlice, data, z * perSlice, perSlice, p, paddingValues[z]);
       await pause();
     }
-    if (data.byteLength !== raw.byteLength) await options.reserve?.(data.byteLength);
+    if (data.byteLength !== raw.byteLength) await reserve?.(data.byteLength);
   }
   if (format === PixelFormat.Float32) {
     // Stored values are float32 roundings, and rounding keeps order.
     min = Math.fround(min);
     max = Math.fround(max);
   }
+  return { format, data, min, max };
+}
 
-  const windows: (Window | null)[] = ordered.map(({ header: h }) =>
-    // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
-    h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1 ? { level: h.windowCenter, width: h.windowWidth } : null,
-  );
-  const volume: Volume = {
-    dims: [nx, ny, nz],
-    voxelSize: ordering.voxelSize,
-    pixelFormat: format,
-    data,
-    geometry: ordering.geometry,
-    uniformSpacing: ordering.uniformSpacing,
-    minValue: min,
-    maxValue: max,
-    monochrome1: first.photometricInterpretation === 'MONOCHROME1',
-    sliceWindows: windows,
-    attributes: {
-      modality: first.modality ?? null,
-      photometricInterpretation: first.photometricInterpretation,
-      seriesInstanceUid: first.seriesInstanceUid ?? null,
-      studyInstanceUid: first.studyInstanceUid ?? null,
-      seriesDescription: first.seriesDescription ?? null,
-    },
-  };
-  return Object.freeze(volume);
+/**
+ * The values of a mask (BitsAllocated 1): the unpacked 0/1 bytes as they are, Binary, with the
+ * range of the values present (0 to 1 when both occur).
+ */
+function binaryValues(raw: VoxelArray, ranges: readonly StoredRange[]): Values {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const r of ranges) {
+    if (r.min < min) min = r.min;
+    if (r.max > max) max = r.max;
+  }
+  return min <= max ? { format: PixelFormat.Binary, data: raw, min, max } : { format: PixelFormat.Binary, data: raw, min: 0, max: 0 };
 }
 
 /**

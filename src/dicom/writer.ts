@@ -163,11 +163,16 @@ export function writeDicom(elements: readonly WriteElement[], options: WriteOpti
 export interface ImageSpec {
   rows: number;
   columns: number;
-  bitsAllocated: 8 | 16;
+  /** 1 (masks: pixels packed 8 a byte), 8 or 16. */
+  bitsAllocated: 1 | 8 | 16;
   bitsStored?: number;
   highBit?: number;
   signed: boolean;
-  /** Stored values, row by row; written little- or big-endian as the syntax needs. */
+  /**
+   * Stored values, row by row (several frames one after the other for a multi-frame image);
+   * written little- or big-endian as the syntax needs. For BitsAllocated 1, one element a pixel,
+   * 0 or 1 (any non-zero value is 1), packed by `packBitsLsbFirst`.
+   */
   pixels: Int8Array | Uint8Array | Int16Array | Uint16Array;
   photometricInterpretation?: string;
   seriesInstanceUid: string;
@@ -193,7 +198,28 @@ export interface ImageSpec {
 
 export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 
-/** The elements of a single-frame image built from `spec`. */
+/**
+ * Packs one value a pixel into DICOM's BitsAllocated 1 layout (PS3.5 8.1.1): 8 pixels a byte,
+ * the first pixel in the least significant bit, frames following each other bit by bit.
+ * Pixel i is bit i % 8 of byte floor(i / 8); any non-zero value is a 1. Returns
+ * ceil(pixels.length / 8) bytes (the writer pads the value to an even length).
+ */
+export function packBitsLsbFirst(pixels: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(Math.ceil(pixels.length / 8));
+  for (let i = 0; i < pixels.length; i++) if (pixels[i]) out[Math.floor(i / 8)] |= 1 << i % 8;
+  return out;
+}
+
+/** The Pixel Data value of `spec`: its pixels' bytes as they are, or packed for BitsAllocated 1. */
+function pixelDataValue(spec: ImageSpec): Uint8Array {
+  if (spec.bitsAllocated === 1) return packBitsLsbFirst(spec.pixels);
+  return new Uint8Array(spec.pixels.buffer, spec.pixels.byteOffset, spec.pixels.byteLength);
+}
+
+/**
+ * The elements of a single-frame image built from `spec` (a multi-frame one when `extra` adds
+ * NumberOfFrames and `pixels` holds every frame).
+ */
 export function imageElements(spec: ImageSpec): WriteElement[] {
   const e: WriteElement[] = [
     { tag: Tags.SOPClassUID, vr: 'UI', value: spec.sopClassUid ?? CT_IMAGE_STORAGE },
@@ -209,11 +235,7 @@ export function imageElements(spec: ImageSpec): WriteElement[] {
     { tag: Tags.BitsStored, vr: 'US', value: spec.bitsStored ?? spec.bitsAllocated },
     { tag: Tags.HighBit, vr: 'US', value: spec.highBit ?? (spec.bitsStored ?? spec.bitsAllocated) - 1 },
     { tag: Tags.PixelRepresentation, vr: 'US', value: spec.signed ? 1 : 0 },
-    {
-      tag: Tags.PixelData,
-      vr: spec.bitsAllocated === 8 ? 'OB' : 'OW',
-      value: new Uint8Array(spec.pixels.buffer, spec.pixels.byteOffset, spec.pixels.byteLength),
-    },
+    { tag: Tags.PixelData, vr: spec.bitsAllocated === 16 ? 'OW' : 'OB', value: pixelDataValue(spec) },
   ];
   const optional: [number, string, ElementValue | undefined][] = [
     [Tags.SeriesDescription, 'LO', spec.seriesDescription],

@@ -1,7 +1,7 @@
 /** What the image routes share: window parameters, headers, and the cache of rendered images. */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { estimatedWindow, type Volume } from '../core/volume/volume.js';
-import type { WindowSpec } from '../core/mpr/window.js';
+import { effectiveWindow, type WindowSpec } from '../core/mpr/window.js';
 import type { RenderedImage } from '../services/cacheRegions.js';
 import { numberParam, type Query } from './params.js';
 
@@ -10,9 +10,15 @@ export function windowParams(query: Query): { ww?: number; wl?: number } {
   return { ww: numberParam(query, 'ww', { above: 0 }), wl: numberParam(query, 'wl') };
 }
 
+/**
+ * The window an image of `v` is made with (and cached under): `ww`/`wl` as given, else the
+ * estimated window, inverted for MONOCHROME1. A Binary volume always gets BINARY_WINDOW
+ * (width 1, level 0.5, not inverted: 0 -> 0, 1 -> 255), so its images and cache keys do not
+ * depend on ww/wl. Throws a 400 CircusError when the window is not valid.
+ */
 export function windowFor(v: Volume, p: { ww?: number; wl?: number }): WindowSpec {
   const e = estimatedWindow(v);
-  return { width: p.ww ?? e.width, level: p.wl ?? e.level, invert: v.monochrome1 };
+  return effectiveWindow(v.pixelFormat, { width: p.ww ?? e.width, level: p.wl ?? e.level, invert: v.monochrome1 });
 }
 
 /** A number for a header: whole numbers as they are, others with at most 6 decimals. */

@@ -11,16 +11,19 @@
  * Along the rotated axis (eu; ev for sagittal) the image holds every sample c + k e, k integer,
  * inside [0, nx-1] x [0, ny-1] x [0, nz-1], so the cursor is exactly on a pixel centre; along the
  * other ("fixed") axis it spans the volume from index 0 in steps of s / s_k. Extents are computed
- * in closed form; sampling is trilinear.
+ * in closed form; sampling is trilinear, except for Binary volumes (masks), which are sampled
+ * nearest-neighbour so that their images hold only 0 and 255: each sample takes the voxel whose
+ * index is its coordinate rounded half up (floor(x + 0.5) on every axis, after clamping to the
+ * volume), so a sample exactly halfway between two voxels takes the higher index.
  *
  * The rotated step has no component along the fixed axis k, so a sample's coordinate on k
  * depends only on the fixed index and its other two coordinates only on the rotated index: the
  * bilinear part is precomputed per rotated index and the linear part per fixed index.
  */
 import { badParameter, tooLarge } from '../errors.js';
-import type { Volume } from '../volume/volume.js';
+import { PixelFormat, type Volume } from '../volume/volume.js';
 import type { Orientation } from './orthogonal.js';
-import { checkWindow, type WindowSpec } from './window.js';
+import { effectiveWindow, windowValue, type WindowSpec } from './window.js';
 
 export interface ObliqueRequest {
   /** Angle in radians. */
@@ -137,7 +140,7 @@ export interface RowPlacement {
 
 /**
  * Samples the plane into `out` (Float32Array of width * height, row-major) by trilinear
- * interpolation of the volume's values.
+ * interpolation of the volume's values (nearest voxel, rounding half up, for Binary volumes).
  */
 export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Array): void {
   obliqueInto(v, layout, out, null, null, { stride: layout.width, offset: 0 });
@@ -145,14 +148,61 @@ export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Arra
 
 /**
  * Samples and windows the plane straight into 8-bit `out` (no intermediate values), rows placed
- * as `rows` says (for PNG scanlines, stride width + 1 and offset 1).
+ * as `rows` says (for PNG scanlines, stride width + 1 and offset 1). A Binary volume is sampled
+ * nearest-neighbour and shown through its effective window whatever `w` says, so its image
+ * holds only 0 and 255. Throws a 400 CircusError for an invalid window.
  */
 export function renderOblique(v: Volume, layout: ObliqueLayout, w: WindowSpec, out: Uint8Array, rows: RowPlacement = { stride: layout.width, offset: 0 }): void {
-  checkWindow(w);
-  obliqueInto(v, layout, null, out, w, rows);
+  obliqueInto(v, layout, null, out, effectiveWindow(v.pixelFormat, w), rows);
 }
 
 function obliqueInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
+  if (v.pixelFormat === PixelFormat.Binary) nearestInto(v, layout, f32, u8, w, rows);
+  else trilinearInto(v, layout, f32, u8, w, rows);
+}
+
+/** Index of the voxel nearest to coordinate `x` on an axis of `n` voxels: clamped, rounded half up. */
+const nearestIndex = (x: number, n: number): number => Math.floor(clamp(x, n - 1) + 0.5);
+
+/**
+ * Nearest-neighbour sampling (Binary volumes). Samples are stored as they are into `f32`, or
+ * into `u8` as the window shows 0 (a zero voxel) and 1 (any other).
+ */
+function nearestInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
+  const [nx, ny, nz] = v.dims;
+  const n = [nx, ny, nz];
+  const stride = [1, nx, nx * ny];
+  const d = v.data;
+  const k = layout.fixedAxis;
+  const p = k === 0 ? 1 : 0;
+  const q = k === 2 ? 1 : 2;
+  const rc = layout.rotatedCount;
+  // Offset of the nearest voxel on axes p, q per rotated index.
+  const base = new Int32Array(rc);
+  for (let i = 0; i < rc; i++) {
+    const ip = nearestIndex(layout.start[p] + i * layout.rotatedStep[p], n[p]);
+    const iq = nearestIndex(layout.start[q] + i * layout.rotatedStep[q], n[q]);
+    base[i] = ip * stride[p] + iq * stride[q];
+  }
+  const off = w ? windowValue(0, w) : 0;
+  const on = w ? windowValue(1, w) : 0;
+  const columns = layout.rotated === 'columns';
+  const rowStride = u8 ? rows.stride : layout.width;
+  const offset = u8 ? rows.offset : 0;
+  const step = columns ? 1 : rowStride;
+  for (let j = 0; j < layout.fixedCount; j++) {
+    const kOff = nearestIndex(j * layout.fixedStep, n[k]) * stride[k];
+    const rowStart = offset + (columns ? j * rowStride : j);
+    for (let i = 0, o = rowStart; i < rc; i++, o += step) {
+      const value = d[base[i] + kOff];
+      if (u8) u8[o] = value ? on : off;
+      else f32![o] = value;
+    }
+  }
+}
+
+/** Trilinear sampling (every format but Binary), windowed as windowValue computes it when `u8` is given. */
+function trilinearInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
   const [nx, ny, nz] = v.dims;
   const n = [nx, ny, nz];
   const stride = [1, nx, nx * ny];

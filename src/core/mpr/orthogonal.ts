@@ -9,7 +9,7 @@
 import { badParameter } from '../errors.js';
 import type { Volume, VoxelArray } from '../volume/volume.js';
 import type { RowPlacement } from './oblique.js';
-import { windowInto, type WindowSpec } from './window.js';
+import { effectiveWindow, windowInto, type WindowSpec } from './window.js';
 
 export const ORIENTATIONS = ['axial', 'coronal', 'sagittal'] as const;
 export type Orientation = (typeof ORIENTATIONS)[number];
@@ -68,11 +68,14 @@ export function sampleOrthogonal(v: Volume, mode: Orientation, target: number, o
 
 /**
  * Windows the plane into 8-bit `out`, pixel (i, j) at `rows.offset + j * rows.stride + i`
- * (contiguous rows by default; PNG scanlines use stride width + 1, offset 1).
+ * (contiguous rows by default; PNG scanlines use stride width + 1, offset 1). A Binary volume
+ * is shown through its effective window whatever `w` says (0 -> 0, 1 -> 255).
+ * Throws a 400 CircusError for a target out of range or an invalid window.
  */
-export function renderOrthogonal(v: Volume, mode: Orientation, target: number, w: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
+export function renderOrthogonal(v: Volume, mode: Orientation, target: number, window: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
   const layout = planeLayout(v, mode);
   checkTarget(layout, target);
+  const w = effectiveWindow(v.pixelFormat, window);
   const [nx, ny, nz] = v.dims;
   const { stride, offset } = rows ?? { stride: layout.width, offset: 0 };
   if (mode === 'axial' && stride === nx && offset === 0) {

@@ -8,6 +8,10 @@
  * Integer voxel formats go through a lookup table indexed by value - typeMin (256 or 65536
  * entries, built once per window and kept in a small cache); interpolated or Float32 values are
  * computed directly with the same formula.
+ *
+ * Binary volumes (masks) are not windowed: whatever window is asked for, they are shown through
+ * BINARY_WINDOW (width 1, level 0.5: 0 -> round(0) = 0, 1 -> round(255) = 255), never inverted,
+ * so a mask is black with white where it is set even when its file says MONOCHROME1.
  */
 import { badParameter } from '../errors.js';
 import { PixelFormat, type VoxelArray, type Window } from '../volume/volume.js';
@@ -32,8 +36,22 @@ export function windowValue(v: number, w: WindowSpec): number {
   return w.invert ? 255 - out : out;
 }
 
+/** The window every Binary volume is shown through: 0 -> 0, 1 -> 255, no inversion. */
+export const BINARY_WINDOW: WindowSpec = Object.freeze({ width: 1, level: 0.5, invert: false });
+
+/**
+ * The window images of a volume of `format` are actually made with: BINARY_WINDOW for Binary,
+ * `w` itself otherwise. Callers that key caches by window use this one. Throws a 400
+ * CircusError when `w` is not a valid window (checked for every format).
+ */
+export function effectiveWindow(format: PixelFormat, w: WindowSpec): WindowSpec {
+  checkWindow(w);
+  return format === PixelFormat.Binary ? BINARY_WINDOW : w;
+}
+
 const TABLE_OFFSET: Partial<Record<PixelFormat, number>> = {
   [PixelFormat.UInt8]: 0,
+  [PixelFormat.Binary]: 0,
   [PixelFormat.Int8]: 128,
   [PixelFormat.UInt16]: 0,
   [PixelFormat.Int16]: 32768,
@@ -46,7 +64,7 @@ const MAX_TABLES = 32;
 export function windowTable(format: PixelFormat, w: WindowSpec): { table: Uint8Array; offset: number } | null {
   const offset = TABLE_OFFSET[format];
   if (offset === undefined) return null;
-  const size = format === PixelFormat.UInt8 || format === PixelFormat.Int8 ? 256 : 65536;
+  const size = format === PixelFormat.UInt8 || format === PixelFormat.Int8 || format === PixelFormat.Binary ? 256 : 65536;
   const key = `${format}:${w.width}:${w.level}:${w.invert}`;
   let table = tables.get(key);
   if (table) {
@@ -64,6 +82,8 @@ export function windowTable(format: PixelFormat, w: WindowSpec): { table: Uint8A
 /**
  * Windows `count` values of `src` (from `srcStart`) into `out` (from 0).
  * `format` says how to read `src` (a volume's format, or Float32 for interpolated samples).
+ * `w` is used as given (Binary callers pass `effectiveWindow`). Throws a 400 CircusError for an
+ * invalid window.
  */
 export function windowInto(src: VoxelArray, format: PixelFormat, w: WindowSpec, out: Uint8Array, count = out.length, srcStart = 0): void {
   checkWindow(w);

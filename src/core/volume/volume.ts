@@ -14,15 +14,34 @@ export type PixelFormat = (typeof PixelFormat)[keyof typeof PixelFormat];
 
 export type VoxelArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Float32Array;
 
+/**
+ * Bytes one voxel takes in memory (a Volume's `data`). Binary volumes keep one byte (0 or 1) a
+ * voxel, so that they are sampled like UInt8; they are packed 8 voxels a byte only when sent
+ * (see `transferByteLength`).
+ */
 export const BYTES_PER_VOXEL: Record<PixelFormat, number> = {
   [PixelFormat.Unknown]: 0,
   [PixelFormat.UInt8]: 1,
   [PixelFormat.Int8]: 1,
   [PixelFormat.UInt16]: 2,
   [PixelFormat.Int16]: 2,
-  [PixelFormat.Binary]: 1 / 8,
+  [PixelFormat.Binary]: 1,
   [PixelFormat.Float32]: 4,
 };
+
+/** Bits one voxel takes in the contract's raw streams (/raw): 1 for Binary, else 8 * BYTES_PER_VOXEL. */
+export const TRANSFER_BITS_PER_VOXEL: Record<PixelFormat, number> = {
+  [PixelFormat.Unknown]: 0,
+  [PixelFormat.UInt8]: 8,
+  [PixelFormat.Int8]: 8,
+  [PixelFormat.UInt16]: 16,
+  [PixelFormat.Int16]: 16,
+  [PixelFormat.Binary]: 1,
+  [PixelFormat.Float32]: 32,
+};
+
+/** Bytes that `count` voxels of `format` take in a raw stream, packed from a byte boundary (whole bytes, rounded up). */
+export const transferByteLength = (format: PixelFormat, count: number): number => Math.ceil((count * TRANSFER_BITS_PER_VOXEL[format]) / 8);
 
 /** The value range each integer format can hold exactly. */
 export const FORMAT_RANGE: Partial<Record<PixelFormat, readonly [number, number]>> = {
@@ -30,11 +49,17 @@ export const FORMAT_RANGE: Partial<Record<PixelFormat, readonly [number, number]
   [PixelFormat.Int8]: [-128, 127],
   [PixelFormat.UInt16]: [0, 65535],
   [PixelFormat.Int16]: [-32768, 32767],
+  [PixelFormat.Binary]: [0, 1],
 };
 
+/**
+ * A zeroed voxel array of `format` for `count` voxels (BYTES_PER_VOXEL bytes each; Binary: a
+ * Uint8Array of 0/1). Throws RangeError for Unknown.
+ */
 export function allocateVoxels(format: PixelFormat, count: number): VoxelArray {
   switch (format) {
     case PixelFormat.UInt8:
+    case PixelFormat.Binary:
       return new Uint8Array(count);
     case PixelFormat.Int8:
       return new Int8Array(count);
@@ -70,7 +95,8 @@ export interface VolumeGeometry {
 
 /**
  * A 3D voxel volume. Immutable once built: requests read it, never write it.
- * Voxel (x, y, z) is `data[x + nx * (y + ny * z)]`; values are modality values.
+ * Voxel (x, y, z) is `data[x + nx * (y + ny * z)]`; values are modality values. A Binary
+ * volume (BitsAllocated 1: masks, label maps) holds 0 and 1, one byte a voxel (a Uint8Array).
  */
 export interface Volume {
   readonly dims: readonly [number, number, number];
@@ -101,4 +127,3 @@ export function estimatedWindow(v: Pick<Volume, 'minValue' | 'maxValue'>): Windo
   return { width, level: Math.floor(v.minValue + width / 2) };
 }
 
-export const volumeByteLength = (v: Volume): number => v.data.byteLength;
