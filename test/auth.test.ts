@@ -253,6 +253,31 @@ describe('access declared per route', () => {
   });
 });
 
+describe('the random token secret warning', () => {
+  it('is logged when authentication is on without a secret, and only then', async () => {
+    const tmp = new TempDir();
+    const warnings = async (flags: Record<string, unknown>): Promise<string[]> => {
+      const lines: string[] = [];
+      const s = createServer(loadConfig({ flags: { dataDir: tmp.path, ...flags }, env: {} }), {
+        useIndex: false,
+        logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } },
+      });
+      await s.app.ready();
+      await s.close();
+      return lines.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((m) => /tokenSecret/.test(m));
+    };
+    try {
+      expect(await warnings({ auth: true })).toEqual([
+        'no tokenSecret is set: a random one is used, so tokens die with this process and other instances do not accept them',
+      ]);
+      expect(await warnings({ auth: false })).toEqual([]);
+      expect(await warnings({ auth: true, tokenSecret: SECRET })).toEqual([]);
+    } finally {
+      tmp.remove();
+    }
+  });
+});
+
 describe('HTTP hardening', () => {
   it('answers requests the HTTP parser refuses with the contract body, and honours maxUrlLength above 16 KiB', async () => {
     const tmp = new TempDir();
