@@ -57,7 +57,6 @@ const STATUS_EVERY_MS = 20;
 /** Cold loads per syntax and worker count (medians printed). */
 const ROUNDS = 3;
 
-
 // ---------------------------------------------------------------------------------------------
 // The series, one per transfer syntax
 
@@ -76,21 +75,40 @@ interface Syntax {
 
 const SYNTAXES: Syntax[] = (
   [
-  { key: 'explicit-le', name: 'Explicit VR LE', ts: '1.2.840.10008.1.2.1', tool: null },
-  { key: 'rle', name: 'RLE Lossless', ts: '1.2.840.10008.1.2.5', tool: (src, out) => ['dcmcrle', [src, out]] },
-  { key: 'jpeg-ll-sv1', name: 'JPEG Lossless SV1', ts: '1.2.840.10008.1.2.4.70', tool: (src, out) => ['dcmcjpeg', ['+e1', src, out]] },
-  { key: 'jpeg-ls', name: 'JPEG-LS Lossless', ts: '1.2.840.10008.1.2.4.80', tool: (src, out) => ['dcmcjpls', [src, out]] },
-  { key: 'j2k', name: 'JPEG 2000 Lossless', ts: '1.2.840.10008.1.2.4.90', tool: (src, out) => ['gdcmconv', ['--j2k', src, out]] },
-  {
-    key: 'htj2k',
-    name: 'HTJ2K Lossless',
-    ts: '1.2.840.10008.1.2.4.201',
-    tool: null,
-    rawTool: (raw, out) => [
-      'ojph_compress',
-      ['-i', raw, '-o', out, '-dims', `{${NX},${NY}}`, '-num_comps', '1', '-signed', 'true', '-bit_depth', '16', '-downsamp', '{1,1}', '-reversible', 'true', '-prog_order', 'LRCP'],
-    ],
-  },
+    { key: 'explicit-le', name: 'Explicit VR LE', ts: '1.2.840.10008.1.2.1', tool: null },
+    { key: 'rle', name: 'RLE Lossless', ts: '1.2.840.10008.1.2.5', tool: (src, out) => ['dcmcrle', [src, out]] },
+    { key: 'jpeg-ll-sv1', name: 'JPEG Lossless SV1', ts: '1.2.840.10008.1.2.4.70', tool: (src, out) => ['dcmcjpeg', ['+e1', src, out]] },
+    { key: 'jpeg-ls', name: 'JPEG-LS Lossless', ts: '1.2.840.10008.1.2.4.80', tool: (src, out) => ['dcmcjpls', [src, out]] },
+    { key: 'j2k', name: 'JPEG 2000 Lossless', ts: '1.2.840.10008.1.2.4.90', tool: (src, out) => ['gdcmconv', ['--j2k', src, out]] },
+    {
+      key: 'htj2k',
+      name: 'HTJ2K Lossless',
+      ts: '1.2.840.10008.1.2.4.201',
+      tool: null,
+      rawTool: (raw, out) => [
+        'ojph_compress',
+        [
+          '-i',
+          raw,
+          '-o',
+          out,
+          '-dims',
+          `{${NX},${NY}}`,
+          '-num_comps',
+          '1',
+          '-signed',
+          'true',
+          '-bit_depth',
+          '16',
+          '-downsamp',
+          '{1,1}',
+          '-reversible',
+          'true',
+          '-prog_order',
+          'LRCP',
+        ],
+      ],
+    },
   ] satisfies Omit<Syntax, 'uid' | 'slices'>[]
 ).map((s, i) => ({ ...s, uid: `1.2.826.0.1.3680043.10.1453.600.${i + 1}`, slices: NZ }));
 
@@ -143,7 +161,16 @@ async function checkSlice(s: Syntax, dir: string, k: number, expected: Int16Arra
   if (px.fragments) {
     await initCodecs();
     const [frame] = encapsulatedFrames(parsed.dataset.buf, px, 1);
-    const info = { rows: NY, columns: NX, bitsAllocated: 16, bitsStored: 16, pixelRepresentation: 1, samplesPerPixel: 1, photometricInterpretation: 'MONOCHROME2', planarConfiguration: 0 };
+    const info = {
+      rows: NY,
+      columns: NX,
+      bitsAllocated: 16,
+      bitsStored: 16,
+      pixelRepresentation: 1,
+      samplesPerPixel: 1,
+      photometricInterpretation: 'MONOCHROME2',
+      planarConfiguration: 0,
+    };
     bytes = decodeFrame(s.ts, frame, info);
   } else {
     bytes = parsed.dataset.buf.subarray(px.offset, px.offset + px.length);
@@ -298,7 +325,9 @@ const WORKER_URL = new URL('../src/dicom/decodeWorker.ts', import.meta.url);
 
 /** A decoding worker started as DecodePool starts one from the sources; decode(k) runs slice k as one task. */
 function startWorker(s: Syntax): { decode: (k: number) => Promise<void>; terminate: () => Promise<number> } {
-  const worker = new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`, { eval: true });
+  const worker = new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`, {
+    eval: true,
+  });
   let id = 0;
   const decode = (k: number): Promise<void> =>
     new Promise((resolvePromise, reject) => {
@@ -369,7 +398,9 @@ if (mode === '--measure') {
   const pad = (v: string, n: number): string => v.padStart(n);
   const load0 = loadavg()[0];
 
-  console.log(`\ncold load of a ${NX}x${NY}x${NZ} signed Int16 CT phantom per transfer syntax (${cores} cores; pool = decodeWorkers 0 = ${cores} workers)`);
+  console.log(
+    `\ncold load of a ${NX}x${NY}x${NZ} signed Int16 CT phantom per transfer syntax (${cores} cores; pool = decodeWorkers 0 = ${cores} workers)`,
+  );
   console.log(`each load in a fresh process, files in the page cache, GLIBC_TUNABLES=glibc.malloc.hugetlb=1; ${ROUNDS} rounds, interleaved`);
 
   // Rounds of every syntax and worker count, interleaved, so a passing disturbance touches
@@ -399,11 +430,15 @@ if (mode === '--measure') {
     const w = timings.get(s.key);
     console.log(
       `  ${s.name.padEnd(20)} ${pad(s.ts, 23)} ${pad(String(s.slices), 6)} ${pad(mb(fileBytes), 8)} MB ${pad((voxelBytes / fileBytes).toFixed(2), 5)}x` +
-        (w ? ` ${pad(w.frameMs.toFixed(1), 6)} ms ${pad(((w.frameMs * s.slices) / 1000).toFixed(2), 6)} s ${pad(w.firstMs.toFixed(0), 6)} ms ${pad(w.firstAllMs.toFixed(0), 6)} ms` : '   (not encoded)'),
+        (w
+          ? ` ${pad(w.frameMs.toFixed(1), 6)} ms ${pad(((w.frameMs * s.slices) / 1000).toFixed(2), 6)} s ${pad(w.firstMs.toFixed(0), 6)} ms ${pad(w.firstAllMs.toFixed(0), 6)} ms`
+          : '   (not encoded)'),
     );
   }
   console.log('  ratio: voxel bytes / file bytes; frame: median of 41 one-frame tasks after 40 of warm-up; x slices: that for the whole series;');
-  console.log(`  start 1: new Worker to its first frame (thread, tsx from the sources, WebAssembly compiled, one decode); start ${cores}: ${cores} at once, to the last one's`);
+  console.log(
+    `  start 1: new Worker to its first frame (thread, tsx from the sources, WebAssembly compiled, one decode); start ${cores}: ${cores} at once, to the last one's`,
+  );
 
   const head = `${pad('load', 9)} ${pad('range', 11)} ${pad('rate', 9)} ${pad('stall', 8)} ${pad('/status', 8)} ${pad('cpu u+s', 11)} ${pad('peak RSS', 8)}`;
   console.log(`\ncold /metadata of ${mb(NX * NY * NZ * 2)} MB of voxels (fewer for a syntax with fewer slices)`);
@@ -418,17 +453,22 @@ if (mode === '--measure') {
       return (
         `${pad(load.toFixed(0), 6)} ms ${pad(`${lo.toFixed(0)}-${hi.toFixed(0)}`, 11)} ${pad((voxelMB / (load / 1000)).toFixed(0), 4)} MB/s` +
         ` ${pad(Math.max(...ms.map((m) => m.stallMs)).toFixed(1), 5)} ms ${pad(Math.max(...ms.map((m) => m.statusWorstMs)).toFixed(1), 5)} ms` +
-        ` ${pad(median(ms.map((m) => m.userS)).toFixed(1), 4)}+${median(ms.map((m) => m.systemS)).toFixed(1).padEnd(3)} s ${pad(mb(median(ms.map((m) => m.peakRss))), 5)} MB`
+        ` ${pad(median(ms.map((m) => m.userS)).toFixed(1), 4)}+${median(ms.map((m) => m.systemS))
+          .toFixed(1)
+          .padEnd(3)} s ${pad(mb(median(ms.map((m) => m.peakRss))), 5)} MB`
       );
     };
     const one = runs.get(`${s.key}/1`)!;
     const pool = runs.get(`${s.key}/0`)!;
     const speedup = median(one.map((m) => m.loadMs)) / median(pool.map((m) => m.loadMs));
-    const gain = s.tool || s.rawTool ? `${pad(speedup.toFixed(2), 5)}x` : `  n/a (nothing to decode: the pool is unused, ${speedup.toFixed(2)}x is noise)`;
+    const gain =
+      s.tool || s.rawTool ? `${pad(speedup.toFixed(2), 5)}x` : `  n/a (nothing to decode: the pool is unused, ${speedup.toFixed(2)}x is noise)`;
     console.log(`  ${s.name.padEnd(20)} ${part(one)} | ${part(pool)} | ${gain}`);
   }
   console.log(`  load: median of ${ROUNDS} cold loads (range: fastest-slowest); rate: decoded voxel bytes / median load;`);
-  console.log(`  stall: longest event-loop delay in any of the loads; /status: slowest poll (every ${STATUS_EVERY_MS} ms, from when due) in any of them;`);
+  console.log(
+    `  stall: longest event-loop delay in any of the loads; /status: slowest poll (every ${STATUS_EVERY_MS} ms, from when due) in any of them;`,
+  );
   console.log('  cpu u+s: median user + system CPU seconds of the process (all threads) in the load; peak RSS: median');
   console.log(`  load average (1 min) before / after: ${load0.toFixed(2)} / ${loadavg()[0].toFixed(2)} (other work on the machine shows as noise)`);
 }

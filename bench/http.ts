@@ -62,8 +62,14 @@ try {
       label: '/oblique a≈0.5 b=axial, rendered every time',
       paths: Array.from({ length: fresh }, (_, i) => `/oblique?series=${series}&a=${0.5 + i / 1e6}&b=axial&c=${cursor}&${WINDOW}`),
     },
-    { label: '/mpr axial, 300 slices revisited (cache)', paths: stepped(NZ, 97).map((t) => `/mpr?series=${series}&mode=axial&target=${t}&${WINDOW}`) },
-    { label: '/mpr sagittal, 512 planes revisited (cache)', paths: stepped(NX, 97).map((t) => `/mpr?series=${series}&mode=sagittal&target=${t}&${WINDOW}`) },
+    {
+      label: '/mpr axial, 300 slices revisited (cache)',
+      paths: stepped(NZ, 97).map((t) => `/mpr?series=${series}&mode=axial&target=${t}&${WINDOW}`),
+    },
+    {
+      label: '/mpr sagittal, 512 planes revisited (cache)',
+      paths: stepped(NX, 97).map((t) => `/mpr?series=${series}&mode=sagittal&target=${t}&${WINDOW}`),
+    },
     { label: '/oblique a=0.5 b=axial, one image (cache)', paths: [`/oblique?series=${series}&a=0.5&b=axial&c=${cursor}&${WINDOW}`] },
   ];
 

@@ -75,11 +75,16 @@ async function measure(variant: Variant): Promise<void> {
   const mb = voxelBytes / 1e6;
   const line = (k: string, v: string) => console.log(`  ${k.padEnd(34)} ${v}`);
   const thp = /hugetlb=1/.test(process.env.GLIBC_TUNABLES ?? '') ? 'huge pages' : 'default malloc';
-  console.log(`${variant} series (${thp}) ${meta.voxelCount.join('x')} pixelFormat ${meta.pixelFormat} (${mb.toFixed(1)} MB of voxels, ${(bytes / 1e6).toFixed(1)} MB of files)`);
+  console.log(
+    `${variant} series (${thp}) ${meta.voxelCount.join('x')} pixelFormat ${meta.pixelFormat} (${mb.toFixed(1)} MB of voxels, ${(bytes / 1e6).toFixed(1)} MB of files)`,
+  );
   line('baseline: readFile of every file', `${baselineMs.toFixed(1)} ms (${(bytes / 1e6 / (baselineMs / 1000)).toFixed(0)} MB/s)`);
   line('cold /metadata (whole series)', `${coldMs.toFixed(1)} ms (${(mb / (coldMs / 1000)).toFixed(0)} MB/s of voxels)`);
   line('cold load / baseline', `${(coldMs / baselineMs).toFixed(2)}x`);
-  line('cached /metadata, median', `${(cached[cached.length >> 1] * 1000).toFixed(0)} us (${(mb / (cached[cached.length >> 1] / 1000) / 1000).toFixed(0)} GB/s equivalent)`);
+  line(
+    'cached /metadata, median',
+    `${(cached[cached.length >> 1] * 1000).toFixed(0)} us (${(mb / (cached[cached.length >> 1] / 1000) / 1000).toFixed(0)} GB/s equivalent)`,
+  );
   line('longest event-loop stall in load', `${(delay.max / 1e6).toFixed(1)} ms`);
   line('RSS before load', `${(rssBefore / 1e6).toFixed(0)} MB`);
   line('peak RSS', `${(peakRss / 1e6).toFixed(0)} MB = voxels ${mb.toFixed(0)} MB + ${((peakRss - voxelBytes) / 1e6).toFixed(0)} MB`);

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'node:http';
 import { imageElements, writeDicom } from '../src/dicom/writer.js';
+import type { CacheStats } from '../src/services/budgetCache.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -121,10 +122,14 @@ const percentile = (sorted: number[], p: number): number => sorted[Math.min(sort
 async function main(): Promise<void> {
   ensureData();
   const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-  const server = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--data-dir', ROOT, '--port', '0', '--cache-bytes', BUDGET, '--log-level', 'warn'], {
-    env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const server = spawn(
+    process.execPath,
+    ['--import', 'tsx', cli, 'serve', '--data-dir', ROOT, '--port', '0', '--cache-bytes', BUDGET, '--log-level', 'warn'],
+    {
+      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const port = await new Promise<number>((ok, fail) => {
     let out = '';
     server.stdout!.on('data', (c: Buffer) => {
@@ -149,7 +154,7 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: VIEWERS }, (_, i) => viewer(i, port, until, results)));
   const elapsed = (Date.now() - started) / 1000;
   const agent = new Agent();
-  const status = await new Promise<Record<string, any>>((ok) => {
+  const status = await new Promise<{ cache: CacheStats }>((ok) => {
     request({ host: '127.0.0.1', port, path: '/status', agent }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
@@ -159,19 +164,30 @@ async function main(): Promise<void> {
   clearInterval(rssTimer);
   server.kill('SIGTERM');
 
-  const budget = status.cache.budgetBytes as number;
-  console.log(`load test: ${VIEWERS} viewers, ${SECONDS} s, ${SERIES.length} series of ${NX}x${NY}x${NZ} Int16 (${((SERIES.length * NX * NY * NZ * 2) / 1e6).toFixed(0)} MB of voxels), cache budget ${(budget / 1e6).toFixed(0)} MB`);
+  const budget = status.cache.budgetBytes;
+  console.log(
+    `load test: ${VIEWERS} viewers, ${SECONDS} s, ${SERIES.length} series of ${NX}x${NY}x${NZ} Int16 (${((SERIES.length * NX * NY * NZ * 2) / 1e6).toFixed(0)} MB of voxels), cache budget ${(budget / 1e6).toFixed(0)} MB`,
+  );
   console.log(`  requests ${results.length} in ${elapsed.toFixed(1)} s = ${(results.length / elapsed).toFixed(0)} requests/s`);
   for (const action of [...new Set(results.map((r) => r.action))].sort()) {
-    const ms = results.filter((r) => r.action === action).map((r) => r.ms).sort((a, b) => a - b);
-    console.log(`  ${action.padEnd(12)} n=${String(ms.length).padStart(6)}  p50 ${percentile(ms, 0.5).toFixed(1)} ms  p99 ${percentile(ms, 0.99).toFixed(1)} ms  max ${ms[ms.length - 1].toFixed(0)} ms`);
+    const ms = results
+      .filter((r) => r.action === action)
+      .map((r) => r.ms)
+      .sort((a, b) => a - b);
+    console.log(
+      `  ${action.padEnd(12)} n=${String(ms.length).padStart(6)}  p50 ${percentile(ms, 0.5).toFixed(1)} ms  p99 ${percentile(ms, 0.99).toFixed(1)} ms  max ${ms[ms.length - 1].toFixed(0)} ms`,
+    );
   }
   const errors = results.filter((r) => r.status !== 200);
   const byStatus: Record<number, number> = {};
   for (const e of errors) byStatus[e.status] = (byStatus[e.status] ?? 0) + 1;
   console.log(`  errors ${errors.length} ${JSON.stringify(byStatus)}`);
-  console.log(`  cache: evictions ${status.cache.evictions}, misses ${status.cache.misses}, hits ${status.cache.hits}, used ${(status.cache.usedBytes / 1e6).toFixed(0)} MB`);
-  console.log(`  server peak RSS ${(peakRss / 1e6).toFixed(0)} MB = budget ${(budget / 1e6).toFixed(0)} MB + ${((peakRss - budget) / 1e6).toFixed(0)} MB`);
+  console.log(
+    `  cache: evictions ${status.cache.evictions}, misses ${status.cache.misses}, hits ${status.cache.hits}, used ${(status.cache.usedBytes / 1e6).toFixed(0)} MB`,
+  );
+  console.log(
+    `  server peak RSS ${(peakRss / 1e6).toFixed(0)} MB = budget ${(budget / 1e6).toFixed(0)} MB + ${((peakRss - budget) / 1e6).toFixed(0)} MB`,
+  );
 }
 
 await main();

@@ -106,13 +106,17 @@ async function startOrthanc(): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`Orthanc exited (${child.exitCode ?? child.signalCode}); its log:\n${readFileSync(join(tmp, 'orthanc.log'), 'utf8').slice(-3000)}`);
+      throw new Error(
+        `Orthanc exited (${child.exitCode ?? child.signalCode}); its log:\n${readFileSync(join(tmp, 'orthanc.log'), 'utf8').slice(-3000)}`,
+      );
     }
     try {
       const res = await fetch(`${base}/system`);
       if (res.ok) {
         const system = (await res.json()) as { Version: string };
-        console.log(`Orthanc ${system.Version} at ${base} (storage in ${tmp}); load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`);
+        console.log(
+          `Orthanc ${system.Version} at ${base} (storage in ${tmp}); load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`,
+        );
         return base;
       }
     } catch {

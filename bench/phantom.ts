@@ -42,7 +42,9 @@ function gaussianTable(): Float32Array {
     } else {
       const q = p - 0.5;
       const r = q * q;
-      x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+      x =
+        ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
     }
     t[i] = x;
   }
@@ -51,6 +53,12 @@ function gaussianTable(): Float32Array {
 
 /** Noise level (HU) of the last voxel `tissue` was asked about (saves an allocation per voxel). */
 let noiseLevel = 0;
+
+/** `value`, after setting the noise level of the tissue it belongs to. */
+function noisy(level: number, value: number): number {
+  noiseLevel = level;
+  return value;
+}
 
 /** Tissue value (HU) at voxel (x, y) of slice z, before noise and blurring; sets noiseLevel. */
 function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax: number; ay: number }): number {
@@ -73,12 +81,12 @@ function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax
     return inCircle(256, spineY, 18) ? 260 : 950;
   }
   if (inCircle(256, spineY + 36, 10)) return 12;
-  if (inCircle(256, spineY + 36, 17)) return ((noiseLevel = 30), 720);
+  if (inCircle(256, spineY + 36, 17)) return noisy(30, 720);
   if (inCircle(226, spineY - 36, 13)) return 190; // aorta, contrast
   // Ribs: short arcs inside the fat layer every 24 degrees, on 10 of every 24 slices.
   if (e > 0.74 && (z + Math.round(Math.abs(dx) * 10)) % 24 < 10) {
     const deg = (Math.atan2(dy, dx) * 180) / Math.PI + 180;
-    if (deg % 24 < 5 && !(deg > 55 && deg < 125)) return ((noiseLevel = 30), 780);
+    if (deg % 24 < 5 && !(deg > 55 && deg < 125)) return noisy(30, 780);
   }
   // Heart: an ellipsoid with a wall.
   const hx = (x - 282) / 62;
@@ -88,12 +96,12 @@ function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax
   if (h < 1) return h > 0.7 ? 60 : 42;
   if (z < 150) {
     // Thorax: sternum, lungs (domes at the bottom) with a faint texture.
-    if (inCircle(256, g.cy - g.ay * 0.84, 11)) return ((noiseLevel = 30), 620);
+    if (inCircle(256, g.cy - g.ay * 0.84, 11)) return noisy(30, 620);
     const scale = Math.min(1, (150 - z) / 45);
     for (let side = -1; side <= 1; side += 2) {
       const lx = (x - (256 + side * 88)) / (72 * scale);
       const ly = (y - (g.cy - 8)) / (98 * scale);
-      if (lx * lx + ly * ly < 1) return ((noiseLevel = 20), -850 + 35 * Math.sin(x / 6.5) * Math.sin(y / 8.3) * Math.sin(z / 5.1));
+      if (lx * lx + ly * ly < 1) return noisy(20, -850 + 35 * Math.sin(x / 6.5) * Math.sin(y / 8.3) * Math.sin(z / 5.1));
     }
     return 50;
   }
@@ -110,7 +118,7 @@ function tissue(x: number, y: number, z: number, g: { cx: number; cy: number; ax
   const lvz = (z - 195) / 60;
   if (lvx * lvx + lvy * lvy + lvz * lvz < 1) return 62;
   if (z > 200) {
-    for (const [bx, by, br] of BOWEL) if (inCircle(bx, by + ((z * 3) % 11), br)) return ((noiseLevel = 15), -880);
+    for (const [bx, by, br] of BOWEL) if (inCircle(bx, by + ((z * 3) % 11), br)) return noisy(15, -880);
   }
   return 48;
 }

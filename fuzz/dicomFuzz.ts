@@ -51,11 +51,14 @@ const slowOnce: string[] = [];
 function runFrom(from: number, to = arg('from', 0) + count, limitMs = hangMs, confirming = false): Promise<number> {
   return new Promise((resolve) => {
     const input: WorkerInput = { seed, from, to, deadline: confirming ? Date.now() + 2 * limitMs : deadline, dir: work };
-    const worker = new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL(`file://${WORKER}`).href)}); });`, {
-      eval: true,
-      workerData: input,
-      resourceLimits: { maxOldGenerationSizeMb: 512 },
-    });
+    const worker = new Worker(
+      `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(new URL(`file://${WORKER}`).href)}); });`,
+      {
+        eval: true,
+        workerData: input,
+        resourceLimits: { maxOldGenerationSizeMb: 512 },
+      },
+    );
     let current = from;
     let currentSeed = '';
     let last = Date.now();

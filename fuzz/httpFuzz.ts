@@ -108,7 +108,11 @@ export async function startFuzzServers(tmp: TempDir): Promise<Server[]> {
 }
 
 /** Sends `count` random requests to each server; returns the problems found. */
-export async function fuzzHttp(servers: Server[], count: number, seed: number): Promise<{ problems: HttpProblem[]; statuses: Record<number, number> }> {
+export async function fuzzHttp(
+  servers: Server[],
+  count: number,
+  seed: number,
+): Promise<{ problems: HttpProblem[]; statuses: Record<number, number> }> {
   const r = rng(seed);
   const problems: HttpProblem[] = [];
   const statuses: Record<number, number> = {};
@@ -116,7 +120,7 @@ export async function fuzzHttp(servers: Server[], count: number, seed: number): 
     const url = randomUrl(r);
     for (const s of servers) {
       const t0 = performance.now();
-      let res;
+      let res: Awaited<ReturnType<typeof s.app.inject>>;
       try {
         res = await s.app.inject({ method: r() < 0.03 ? 'POST' : 'GET', url, remoteAddress: r() < 0.5 ? '127.0.0.1' : '10.9.8.7' });
       } catch (err) {
@@ -133,7 +137,8 @@ export async function fuzzHttp(servers: Server[], count: number, seed: number): 
         } catch {
           /* checked below */
         }
-        if (body.result !== 'ng' || typeof body.message !== 'string') problems.push({ url, status: res.statusCode, why: `error body is not {result:"ng",message}: ${res.body.slice(0, 200)}` });
+        if (body.result !== 'ng' || typeof body.message !== 'string')
+          problems.push({ url, status: res.statusCode, why: `error body is not {result:"ng",message}: ${res.body.slice(0, 200)}` });
       }
       if (ms > TIME_LIMIT_MS) problems.push({ url, status: res.statusCode, why: `took ${ms.toFixed(0)} ms` });
     }

@@ -24,7 +24,25 @@ const int = (r: Random, n: number): number => Math.floor(r() * n);
 
 const INTERESTING_16 = [0, 1, 2, 7, 8, 12, 15, 16, 17, 31, 32, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xfffe, 0xffff];
 const INTERESTING_32 = [0, 1, 2, 0x7f, 0xff, 0x7fff, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const INTERESTING_TEXT = ['0', '-1', '1', '99999999', '1e9', '1e308', '-1e308', 'nan', 'inf', '-0', 'abc', '', '1\\2', '3.5', '\\\\\\', '65536', '2147483648'];
+const INTERESTING_TEXT = [
+  '0',
+  '-1',
+  '1',
+  '99999999',
+  '1e9',
+  '1e308',
+  '-1e308',
+  'nan',
+  'inf',
+  '-0',
+  'abc',
+  '',
+  '1\\2',
+  '3.5',
+  '\\\\\\',
+  '65536',
+  '2147483648',
+];
 
 /** Where the elements of a file lie: value offset, length and VR, for aimed mutations. */
 interface Place {
@@ -131,8 +149,16 @@ function mutateOnce(input: Buffer, r: Random): Buffer {
     }
     if (kind === 1) {
       // A VR changes.
-      const p = pick(r, where.filter((x) => x.explicit));
-      if (p) buf.write(pick(r, ['SQ', 'UN', 'OB', 'OW', 'US', 'SS', 'DS', 'IS', 'UL', 'FD', 'ZZ', '\0\0']), p.lengthAt - (p.lengthSize === 4 ? 4 : 2), 'latin1');
+      const p = pick(
+        r,
+        where.filter((x) => x.explicit),
+      );
+      if (p)
+        buf.write(
+          pick(r, ['SQ', 'UN', 'OB', 'OW', 'US', 'SS', 'DS', 'IS', 'UL', 'FD', 'ZZ', '\0\0']),
+          p.lengthAt - (p.lengthSize === 4 ? 4 : 2),
+          'latin1',
+        );
       return buf;
     }
     if (kind === 2) {

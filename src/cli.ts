@@ -55,7 +55,7 @@ for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, (typeof OPTIO
 }
 serve.option('--config <file>', 'JSON file of options (same names as the flags, in camelCase)');
 serve.action(async (opts: Record<string, unknown>) => {
-  let config;
+  let config: Config;
   try {
     const { config: file, ...flags } = opts;
     config = loadConfig({ flags, env: process.env, file: file as string | undefined });
@@ -122,7 +122,10 @@ program
   .command('index')
   .description('build or update the header index of a folder tree of DICOM files (the one serve reads)')
   .argument('<dir>', 'data directory')
-  .option('--index-path <file>', `SQLite file (also ${envName('indexPath')} and the config file; default: .circus-rs-index.sqlite in the data directory)`)
+  .option(
+    '--index-path <file>',
+    `SQLite file (also ${envName('indexPath')} and the config file; default: .circus-rs-index.sqlite in the data directory)`,
+  )
   .option('--config <file>', 'JSON file of options, the one serve is given')
   .action(async (dir: string, opts: { indexPath?: string; config?: string }) => {
     const root = resolve(dir);

@@ -91,9 +91,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   if (indexError) app.log.warn(indexError);
   // Without authentication tokens are only issued, never required: the warning would mislead.
   if (!secretGiven && config.auth) {
-    app.log.warn(
-      'no tokenSecret is set: a random one is used, so tokens die with this process and other instances do not accept them',
-    );
+    app.log.warn('no tokenSecret is set: a random one is used, so tokens die with this process and other instances do not accept them');
   }
 
   return {

@@ -184,12 +184,21 @@ describe('authentication mode over HTTP', () => {
 
   it('believes X-Forwarded-For only from trusted proxies', async () => {
     const plain = start({ tokenIssuers: '203.0.113.0/24' });
-    const spoofed = await request(plain, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '198.51.100.7', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    const spoofed = await request(plain, `/requestToken?series=${DEFAULT_UID}`, {
+      remoteAddress: '198.51.100.7',
+      headers: { 'x-forwarded-for': '203.0.113.5' },
+    });
     expect(spoofed.statusCode).toBe(403);
     const proxied = start({ tokenIssuers: '203.0.113.0/24', trustProxy: '127.0.0.1' });
-    const viaProxy = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    const viaProxy = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, {
+      remoteAddress: '127.0.0.1',
+      headers: { 'x-forwarded-for': '203.0.113.5' },
+    });
     expect(viaProxy.statusCode).toBe(200);
-    const viaOther = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, { remoteAddress: '198.51.100.7', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    const viaOther = await request(proxied, `/requestToken?series=${DEFAULT_UID}`, {
+      remoteAddress: '198.51.100.7',
+      headers: { 'x-forwarded-for': '203.0.113.5' },
+    });
     expect(viaOther.statusCode).toBe(403);
   });
 
@@ -304,7 +313,10 @@ describe('HTTP hardening', () => {
       const huge = await raw(`GET /status HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(60_000)}\r\n\r\n`);
       expect(huge).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(huge).toMatch(/\r\nAccess-Control-Allow-Origin: \*\r\n/);
-      expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({ result: 'ng', message: 'bad request: the request line and headers are too long' });
+      expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({
+        result: 'ng',
+        message: 'bad request: the request line and headers are too long',
+      });
       const garbage = await raw('NOT HTTP AT ALL\r\n\r\n');
       expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4)).result).toBe('ng');

@@ -256,13 +256,22 @@ describe('BitsAllocated 1 over HTTP', () => {
     }
     // Slice 3 by hand: '01000' '11011' '00101' -> 0b01000110, 0b11001010.
     expect(Array.from(b[4].binary!)).toEqual([0x46, 0xca]);
-    expect(b[NZ + 1]).toMatchObject({ binaryLength: -2, json: { voxelWidth: 0.5, voxelHeight: 0.5, voxelDepth: 2.5, estimatedWindowLevel: 1, estimatedWindowWidth: 2 } });
+    expect(b[NZ + 1]).toMatchObject({
+      binaryLength: -2,
+      json: { voxelWidth: 0.5, voxelHeight: 0.5, voxelDepth: 2.5, estimatedWindowLevel: 1, estimatedWindowWidth: 2 },
+    });
   });
 
   it('422 naming the slice for BitsStored 2, PixelRepresentation 1 and short pixel data', async () => {
     const cases: [string, RegExp][] = [
-      [BITS_STORED_2, /slice 1\.2\.3\.402\/IM000\d\.dcm: BitsAllocated 1 needs BitsStored 1, HighBit 0 and PixelRepresentation 0, got BitsStored 2, HighBit 1, PixelRepresentation 0/],
-      [SIGNED, /slice 1\.2\.3\.403\/IM000\d\.dcm: BitsAllocated 1 needs BitsStored 1, HighBit 0 and PixelRepresentation 0, got BitsStored 1, HighBit 0, PixelRepresentation 1/],
+      [
+        BITS_STORED_2,
+        /slice 1\.2\.3\.402\/IM000\d\.dcm: BitsAllocated 1 needs BitsStored 1, HighBit 0 and PixelRepresentation 0, got BitsStored 2, HighBit 1, PixelRepresentation 0/,
+      ],
+      [
+        SIGNED,
+        /slice 1\.2\.3\.403\/IM000\d\.dcm: BitsAllocated 1 needs BitsStored 1, HighBit 0 and PixelRepresentation 0, got BitsStored 1, HighBit 0, PixelRepresentation 1/,
+      ],
       [SHORT, /slice 1\.2\.3\.404\/IM0002\.dcm: pixel data holds 0 bytes, 3x5 at 1 bit a pixel needs 2/],
     ];
     for (const [uid, message] of cases) {
@@ -339,7 +348,9 @@ describe('BitsAllocated 1 volumes', () => {
 
   it('Explicit VR Big Endian with OW pixel data (16-bit words swapped) reads the same mask', async () => {
     const ow = (elements: WriteElement[]) => elements.map((e) => (e.tag === Tags.PixelData ? { ...e, vr: 'OW' } : e));
-    const single = await load(writeSeries(join(tmp.path, 'be'), maskSeries('1.2.3.440', { transferSyntax: TransferSyntax.ExplicitBig, tweakElements: (_, e) => ow(e) })));
+    const single = await load(
+      writeSeries(join(tmp.path, 'be'), maskSeries('1.2.3.440', { transferSyntax: TransferSyntax.ExplicitBig, tweakElements: (_, e) => ow(e) })),
+    );
     expect(Array.from(single.data)).toEqual([0, 1, 2, 3].flatMap(sliceBits));
     const path = join(tmp.path, 'be-multi.dcm');
     writeMultiFrame(path, {

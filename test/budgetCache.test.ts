@@ -8,7 +8,11 @@ const value = (bytes: number) => async (reserve: (b: number) => Promise<void>) =
 };
 
 /** A cache with one region that may evict anything, as volumes do. */
-function single(budget: number, waitMs?: number, onEvict?: (region: string, key: string) => void): { cache: BudgetCache; region: CacheRegion<string> } {
+function single(
+  budget: number,
+  waitMs?: number,
+  onEvict?: (region: string, key: string) => void,
+): { cache: BudgetCache; region: CacheRegion<string> } {
   const cache = new BudgetCache(budget, waitMs, onEvict);
   return { cache, region: cache.region<string>('values', { evictsOthers: true }) };
 }

@@ -120,7 +120,7 @@ describe('/metadata', () => {
   });
 
   it('does not cache failures: a series that appears later is found', async () => {
-    const s = start({ });
+    const s = start({});
     expectNg(await get(s, '/metadata?series=1.2.840.99'), 404, /series 1\.2\.840\.99 is not found/);
     writeSeries(join(tmp.path, '1.2.840.99'), { uid: '1.2.840.99', slices: 2 });
     expect((await get(s, '/metadata?series=1.2.840.99')).statusCode).toBe(200);
@@ -178,7 +178,11 @@ describe('errors', () => {
   it('422 with the message naming the slice', async () => {
     writeSeries(join(tmp.path, DEFAULT_UID), { position: (k) => [0, 0, k === 3 ? 0 : -2.5 * k] });
     const s = start();
-    expectNg(await get(s, `/metadata?series=${DEFAULT_UID}`), 422, new RegExp(`slice ${DEFAULT_UID}/IM0003\\.dcm: same position as slice ${DEFAULT_UID}/IM0000\\.dcm`));
+    expectNg(
+      await get(s, `/metadata?series=${DEFAULT_UID}`),
+      422,
+      new RegExp(`slice ${DEFAULT_UID}/IM0003\\.dcm: same position as slice ${DEFAULT_UID}/IM0000\\.dcm`),
+    );
   });
 
   it('500 hides details unless in development mode', async () => {

@@ -6,8 +6,7 @@ import { formatLogLine, loggerOption, type LogOutput } from '../src/config/loggi
 /** 05:31:02.123 local time, whatever the time zone of the machine. */
 const TIME = new Date(2026, 0, 2, 5, 31, 2, 123).getTime();
 
-const line = (fields: Record<string, unknown>): string =>
-  `${JSON.stringify({ level: 30, time: TIME, pid: 4242, hostname: 'box', ...fields })}\n`;
+const line = (fields: Record<string, unknown>): string => `${JSON.stringify({ level: 30, time: TIME, pid: 4242, hostname: 'box', ...fields })}\n`;
 
 /** An output that keeps what is written to it. */
 function fakeOutput(isTTY: boolean): LogOutput & { text: string } {
@@ -41,7 +40,9 @@ describe('readable log lines', () => {
           msg: 'slow',
         }),
       ),
-    ).toBe('05:31:02.123 WARN  slow reqId=req-1 req={"method":"GET","url":"/status"} responseTime=1.5 cached=false note="two words" empty="" none=null\n');
+    ).toBe(
+      '05:31:02.123 WARN  slow reqId=req-1 req={"method":"GET","url":"/status"} responseTime=1.5 cached=false note="two words" empty="" none=null\n',
+    );
   });
 
   it('names every pino level', () => {
@@ -52,7 +53,10 @@ describe('readable log lines', () => {
   it('shows an error as its message and stack on the lines that follow', () => {
     const err = { type: 'Error', message: 'boom', stack: 'Error: boom\n    at load (/app/volumeLoader.js:10:5)\n    at run (/app/server.js:3:1)' };
     expect(formatLogLine(line({ level: 50, reqId: 'req-7', err, msg: 'boom' }))).toBe(
-      '05:31:02.123 ERROR boom reqId=req-7\n' + '    Error: boom\n' + '    at load (/app/volumeLoader.js:10:5)\n' + '    at run (/app/server.js:3:1)\n',
+      '05:31:02.123 ERROR boom reqId=req-7\n' +
+        '    Error: boom\n' +
+        '    at load (/app/volumeLoader.js:10:5)\n' +
+        '    at run (/app/server.js:3:1)\n',
     );
     // Without a stack (or one that does not name the message), the message comes first.
     expect(formatLogLine(line({ level: 50, err: { type: 'RangeError', message: 'too big' }, msg: 'failed' }))).toBe(
@@ -96,7 +100,7 @@ describe('loggerOption', () => {
     try {
       app.log.info({ series: '1.2.3' }, 'loaded');
       app.log.debug('hidden below the level');
-      expect(out.text).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  loaded series=1\.2\.3\n$/);
+      expect(out.text).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}loaded series=1\.2\.3\n$/);
     } finally {
       await app.close();
     }

@@ -8,7 +8,12 @@ import { allocateVoxels, PixelFormat, type Volume, type VoxelArray } from '../sr
 import { encodePngSync, encodeScanlines, filterRows, scanlineBuffer } from '../src/encode/png.js';
 
 /** A volume whose voxel (x, y, z) holds f(x, y, z). */
-function makeVolume(dims: [number, number, number], voxelSize: [number, number, number], f: (x: number, y: number, z: number) => number, format: PixelFormat = PixelFormat.Int16): Volume {
+function makeVolume(
+  dims: [number, number, number],
+  voxelSize: [number, number, number],
+  f: (x: number, y: number, z: number) => number,
+  format: PixelFormat = PixelFormat.Int16,
+): Volume {
   const [nx, ny, nz] = dims;
   const data: VoxelArray = allocateVoxels(format, nx * ny * nz);
   let min = Infinity;
@@ -26,13 +31,25 @@ function makeVolume(dims: [number, number, number], voxelSize: [number, number, 
     voxelSize,
     pixelFormat: format,
     data,
-    geometry: { origin: [0, 0, 0], rowDirection: [1, 0, 0], columnDirection: [0, 1, 0], sliceDirection: [0, 0, 1], imageOrientationPatient: [1, 0, 0, 0, 1, 0] },
+    geometry: {
+      origin: [0, 0, 0],
+      rowDirection: [1, 0, 0],
+      columnDirection: [0, 1, 0],
+      sliceDirection: [0, 0, 1],
+      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
+    },
     uniformSpacing: true,
     minValue: min,
     maxValue: max,
     monochrome1: false,
     sliceWindows: [],
-    attributes: { modality: null, photometricInterpretation: 'MONOCHROME2', seriesInstanceUid: null, studyInstanceUid: null, seriesDescription: null },
+    attributes: {
+      modality: null,
+      photometricInterpretation: 'MONOCHROME2',
+      seriesInstanceUid: null,
+      studyInstanceUid: null,
+      seriesDescription: null,
+    },
   };
 }
 
@@ -84,7 +101,11 @@ describe('orthogonal planes', () => {
 
   it('renders each mode into PNG scanlines that decode to the windowed plane', async () => {
     const w = { width: 300, level: 150, invert: false };
-    for (const [mode, target] of [['axial', 1], ['coronal', 1], ['sagittal', 2]] as const) {
+    for (const [mode, target] of [
+      ['axial', 1],
+      ['coronal', 1],
+      ['sagittal', 2],
+    ] as const) {
       const layout = planeLayout(v, mode);
       const plain = new Uint8Array(layout.width * layout.height);
       renderOrthogonal(v, mode, target, w, plain);
@@ -97,7 +118,11 @@ describe('orthogonal planes', () => {
 
   it('windows each mode to the same pixels as sampling then the formula', () => {
     const w = { width: 300, level: 150, invert: false };
-    for (const [mode, target] of [['axial', 3], ['coronal', 0], ['sagittal', 1]] as const) {
+    for (const [mode, target] of [
+      ['axial', 3],
+      ['coronal', 0],
+      ['sagittal', 1],
+    ] as const) {
       const layout = planeLayout(v, mode);
       const values = new Int16Array(layout.width * layout.height);
       sampleOrthogonal(v, mode, target, values);

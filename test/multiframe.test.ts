@@ -43,22 +43,32 @@ function enhancedCt(): WriteElement[] {
     instanceNumber: 1,
   });
   const shared = item([
-    sq(tag(0x0028, 0x9110), [[{ tag: Tags.PixelSpacing, vr: 'DS', value: [0.6, 0.4] }, { tag: Tags.SliceThickness, vr: 'DS', value: 2 }]]),
+    sq(tag(0x0028, 0x9110), [
+      [
+        { tag: Tags.PixelSpacing, vr: 'DS', value: [0.6, 0.4] },
+        { tag: Tags.SliceThickness, vr: 'DS', value: 2 },
+      ],
+    ]),
     sq(tag(0x0020, 0x9116), [[{ tag: Tags.ImageOrientationPatient, vr: 'DS', value: [1, 0, 0, 0, 1, 0] }]]),
-    sq(tag(0x0028, 0x9145), [[{ tag: Tags.RescaleIntercept, vr: 'DS', value: -1024 }, { tag: Tags.RescaleSlope, vr: 'DS', value: 1 }]]),
+    sq(tag(0x0028, 0x9145), [
+      [
+        { tag: Tags.RescaleIntercept, vr: 'DS', value: -1024 },
+        { tag: Tags.RescaleSlope, vr: 'DS', value: 1 },
+      ],
+    ]),
   ]);
   const perFrame = Array.from({ length: FRAMES }, (_, f) =>
     item([
       sq(tag(0x0020, 0x9113), [[{ tag: Tags.ImagePositionPatient, vr: 'DS', value: [-1, -2, -2 * PLACE[f]] }]]),
-      sq(tag(0x0028, 0x9132), [[{ tag: Tags.WindowCenter, vr: 'DS', value: 40 + f }, { tag: Tags.WindowWidth, vr: 'DS', value: 400 }]]),
+      sq(tag(0x0028, 0x9132), [
+        [
+          { tag: Tags.WindowCenter, vr: 'DS', value: 40 + f },
+          { tag: Tags.WindowWidth, vr: 'DS', value: 400 },
+        ],
+      ]),
     ]),
   );
-  return [
-    ...base,
-    { tag: Tags.NumberOfFrames, vr: 'IS', value: FRAMES },
-    sq(tag(0x5200, 0x9229), [shared]),
-    sq(tag(0x5200, 0x9230), perFrame),
-  ];
+  return [...base, { tag: Tags.NumberOfFrames, vr: 'IS', value: FRAMES }, sq(tag(0x5200, 0x9229), [shared]), sq(tag(0x5200, 0x9230), perFrame)];
 }
 
 let tmp: TempDir;
@@ -131,7 +141,15 @@ describe('multi-frame images', () => {
 
   it('refuses a multi-frame file whose pixel data is shorter than its frames', async () => {
     const elements = [
-      ...imageElements({ rows: NY, columns: NX, bitsAllocated: 16, signed: false, pixels: framesPixels().slice(0, NX * NY * 2), seriesInstanceUid: '1.2.9', sopInstanceUid: '1.2.9.1' }),
+      ...imageElements({
+        rows: NY,
+        columns: NX,
+        bitsAllocated: 16,
+        signed: false,
+        pixels: framesPixels().slice(0, NX * NY * 2),
+        seriesInstanceUid: '1.2.9',
+        sopInstanceUid: '1.2.9.1',
+      }),
       { tag: Tags.NumberOfFrames, vr: 'IS', value: FRAMES },
     ];
     const path = join(tmp.path, 'short.dcm');

@@ -30,7 +30,7 @@ const written = new Map<string, Buffer>();
 beforeAll(() => {
   tmp = new TempDir();
   const paths = writeSeries(join(tmp.path, 'circus', UID), { uid: UID, slices: 3, fileName: (k) => NAMES[k] });
-  paths.forEach((p, k) => written.set(NAMES[k], readFileSync(p)));
+  for (const [k, p] of paths.entries()) written.set(NAMES[k], readFileSync(p));
   // The same files in the other layouts.
   for (const dir of [hashedDir(join(tmp.path, 'hashed'), UID), join(tmp.path, 'tree', 'export', 'disc1')]) {
     mkdirSync(dir, { recursive: true });
@@ -141,7 +141,7 @@ describe('a server on a series in memory', () => {
     mkdirSync(folder(), { recursive: true });
     const files = writeSeries(join(folder(), UID), { uid: UID, slices: 4, columns: 6, rows: 5, value: (x, y, k) => 7 * x - 13 * y + 101 * k - 200 });
     const memory = new MemorySource();
-    files.forEach((p, k) => memory.add(UID, `slice ${k}`, readFileSync(p)));
+    for (const [k, p] of files.entries()) memory.add(UID, `slice ${k}`, readFileSync(p));
     // The same voxels RLE-compressed, in memory only.
     for (let k = 0; k < 4; k++) {
       const pixels = Int16Array.from({ length: 30 }, (_, i) => 7 * (i % 6) - 13 * Math.floor(i / 6) + 101 * k - 200);
@@ -188,7 +188,7 @@ describe('a server on a series in memory', () => {
     expect(b.statusCode).toBe(200);
     expect(b.rawPayload).toEqual(a.rawPayload);
     const meta = (await inMemory.app.inject({ method: 'GET', url: `/metadata?series=${RLE_UID}` })).json() as { minValue: number; maxValue: number };
-    expect([meta.minValue, meta.maxValue]).toEqual([-252, 138]) // 7*0 - 13*4 + 0 - 200 and 7*5 - 0 + 101*3 - 200;
+    expect([meta.minValue, meta.maxValue]).toEqual([-252, 138]); // 7*0 - 13*4 + 0 - 200 and 7*5 - 0 + 101*3 - 200;
   });
 
   it('answers 404 for a series the memory does not hold', async () => {

@@ -37,18 +37,22 @@ describe('mapLimit', () => {
     let inFlight = 0;
     let settledAfterFailure = 0;
     let failed = false;
-    const err = await mapLimit(Array.from({ length: 50 }, (_, i) => i), 4, async (i) => {
-      started.push(i);
-      inFlight++;
-      await new Promise((r) => setTimeout(r, i === 2 ? 1 : 10));
-      inFlight--;
-      if (failed) settledAfterFailure++;
-      if (i === 2) {
-        failed = true;
-        throw new Error('slice 2 is bad');
-      }
-      return i;
-    }).catch((e: Error) => e);
+    const err = await mapLimit(
+      Array.from({ length: 50 }, (_, i) => i),
+      4,
+      async (i) => {
+        started.push(i);
+        inFlight++;
+        await new Promise((r) => setTimeout(r, i === 2 ? 1 : 10));
+        inFlight--;
+        if (failed) settledAfterFailure++;
+        if (i === 2) {
+          failed = true;
+          throw new Error('slice 2 is bad');
+        }
+        return i;
+      },
+    ).catch((e: Error) => e);
     expect((err as Error).message).toBe('slice 2 is bad');
     expect(inFlight).toBe(0);
     expect(started.length).toBeLessThan(10);
@@ -116,7 +120,13 @@ describe('slice order', () => {
 
   it('falls back to InstanceNumber, then SpacingBetweenSlices, without positions', async () => {
     const numbers = [5, 3, 1, 4, 2];
-    const files = writeSeries(tmp.path, { slices: 5, position: null, instanceNumber: (k) => numbers[k], spacingBetweenSlices: 1.25, sliceThickness: 2 });
+    const files = writeSeries(tmp.path, {
+      slices: 5,
+      position: null,
+      instanceNumber: (k) => numbers[k],
+      spacingBetweenSlices: 1.25,
+      sliceThickness: 2,
+    });
     const v = await load(files);
     expect(slicesAlongZ(v.data, 4, 3, 5)).toEqual([2, 4, 1, 3, 0]);
     expect(v.voxelSize[2]).toBe(1.25);
@@ -218,10 +228,13 @@ describe('series that cannot be one volume (422)', () => {
 });
 
 describe('pixel decoding', () => {
-  const values = (k: number, x: number, y: number) => x + 10 * y + 100 * k;
-
   it('reads every uncompressed transfer syntax to the same values', async () => {
-    const syntaxes = [TransferSyntax.ImplicitLittle, TransferSyntax.ExplicitLittle, TransferSyntax.ExplicitBig, TransferSyntax.DeflatedExplicitLittle];
+    const syntaxes = [
+      TransferSyntax.ImplicitLittle,
+      TransferSyntax.ExplicitLittle,
+      TransferSyntax.ExplicitBig,
+      TransferSyntax.DeflatedExplicitLittle,
+    ];
     for (const ts of syntaxes) {
       for (const signed of [true, false]) {
         for (const bits of [8, 16] as const) {
@@ -267,14 +280,28 @@ describe('pixel decoding', () => {
 
   it('shifts by HighBit when the stored bits are not the lowest', async () => {
     // BitsStored 12, HighBit 15: the value lives in the top 12 bits.
-    const files = writeSeries(tmp.path, { slices: 1, rows: 1, columns: 3, signed: false, bitsStored: 12, highBit: 15, value: (x) => [0x0010, 0xfff0, 0x800f][x] });
+    const files = writeSeries(tmp.path, {
+      slices: 1,
+      rows: 1,
+      columns: 3,
+      signed: false,
+      bitsStored: 12,
+      highBit: 15,
+      value: (x) => [0x0010, 0xfff0, 0x800f][x],
+    });
     const v = await load(files);
     expect(Array.from(v.data)).toEqual([1, 4095, 2048]);
   });
 
   it('applies Rescale Slope/Intercept per slice and picks the narrowest exact format', async () => {
     // Unsigned CT with intercept -1024: Int16 HU.
-    const ct = writeSeries(join(tmp.path, 'ct'), { signed: false, slices: 2, value: (x, y, k) => 1000 + x + k, rescaleIntercept: () => -1024, rescaleSlope: () => 1 });
+    const ct = writeSeries(join(tmp.path, 'ct'), {
+      signed: false,
+      slices: 2,
+      value: (x, _y, k) => 1000 + x + k,
+      rescaleIntercept: () => -1024,
+      rescaleSlope: () => 1,
+    });
     const v1 = await load(ct);
     expect(v1.pixelFormat).toBe(PixelFormat.Int16);
     expect(v1.data[0]).toBe(1000 + 0 + 0 - 1024);
@@ -296,12 +323,23 @@ describe('pixel decoding', () => {
     expect(v4.pixelFormat).toBe(PixelFormat.Int16);
     expect(Array.from(v4.data.slice(0, 4))).toEqual([0, 1, 2, 3]);
     // Unsigned values that overflow Int16 after rescale: Float32 (integers, but no integer format holds them).
-    const wide = writeSeries(join(tmp.path, 'wide'), { signed: false, slices: 1, value: (x) => (x === 0 ? 0 : 65535), rescaleIntercept: () => -1024 });
+    const wide = writeSeries(join(tmp.path, 'wide'), {
+      signed: false,
+      slices: 1,
+      value: (x) => (x === 0 ? 0 : 65535),
+      rescaleIntercept: () => -1024,
+    });
     const v5 = await load(wide);
     expect(v5.pixelFormat).toBe(PixelFormat.Float32);
     expect([v5.data[0], v5.data[1]]).toEqual([-1024, 64511]);
     // 8-bit data whose rescaled values leave the 8-bit range widen to Int16.
-    const small = writeSeries(join(tmp.path, 'small'), { bitsAllocated: 8, signed: false, slices: 1, value: (x) => 250 + x, rescaleIntercept: () => 100 });
+    const small = writeSeries(join(tmp.path, 'small'), {
+      bitsAllocated: 8,
+      signed: false,
+      slices: 1,
+      value: (x) => 250 + x,
+      rescaleIntercept: () => 100,
+    });
     const v6 = await load(small);
     expect(v6.pixelFormat).toBe(PixelFormat.Int16);
     expect(Array.from(v6.data.slice(0, 4))).toEqual([350, 351, 352, 353]);
@@ -391,9 +429,20 @@ describe('pixel decoding', () => {
 
   it('reads a bare dataset without preamble', async () => {
     const { writeDicom, imageElements } = await import('../src/dicom/writer.js');
-    const el = imageElements({ rows: 2, columns: 2, bitsAllocated: 16, signed: true, pixels: new Int16Array([1, -2, 3, -4]), seriesInstanceUid: '1.2', sopInstanceUid: '1.2.1' });
+    const el = imageElements({
+      rows: 2,
+      columns: 2,
+      bitsAllocated: 16,
+      signed: true,
+      pixels: new Int16Array([1, -2, 3, -4]),
+      seriesInstanceUid: '1.2',
+      sopInstanceUid: '1.2.1',
+    });
     const p = join(tmp.path, 'bare');
-    writeFileSync(p, writeDicom([...el, { tag: tag(0x0008, 0x0005), vr: 'CS', value: 'ISO_IR 100' }], { transferSyntax: TransferSyntax.ImplicitLittle, bare: true }));
+    writeFileSync(
+      p,
+      writeDicom([...el, { tag: tag(0x0008, 0x0005), vr: 'CS', value: 'ISO_IR 100' }], { transferSyntax: TransferSyntax.ImplicitLittle, bare: true }),
+    );
     const v = await load([p]);
     expect(Array.from(v.data)).toEqual([1, -2, 3, -4]);
   });

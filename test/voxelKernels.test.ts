@@ -20,7 +20,10 @@ describe('voxel kernels (WebAssembly SIMD) agree with the scalar code', () => {
       const i = new Int16Array(u.buffer);
       for (const data of [u, i]) {
         for (const padding of paddings) {
-          for (const [start, count] of [[0, n], [n >> 1, n - (n >> 1)]]) {
+          for (const [start, count] of [
+            [0, n],
+            [n >> 1, n - (n >> 1)],
+          ]) {
             const fast = range16(data, start, count, padding);
             expect(fast).not.toBeNull();
             expect(fast, `n=${n} ${data.constructor.name} padding=${padding}`).toEqual(storedRangeScalar(data, start, count, padding));

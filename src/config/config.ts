@@ -165,7 +165,11 @@ function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
     case 'list': {
       let list: string[];
       if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) list = raw.map((v) => v.trim()).filter(Boolean);
-      else if (typeof raw === 'string') list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+      else if (typeof raw === 'string')
+        list = raw
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
       else return bad('must be a comma-separated list');
       if (spec.addresses) {
         try {

@@ -38,7 +38,7 @@ function noise(x: number, y: number, z: number): number {
   let h = (x * 374761393 + y * 668265263 + z * 2147483647) | 0;
   h = Math.imul(h ^ (h >>> 13), 1274126177);
   h ^= h >>> 16;
-  return ((h & 0xffff) / 0x8000) - 1;
+  return (h & 0xffff) / 0x8000 - 1;
 }
 
 /** Hounsfield value of the phantom at patient position (mm). */

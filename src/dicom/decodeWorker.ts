@@ -13,7 +13,10 @@ import type { DecodeReply, DecodeTask } from './decodePool.js';
 async function run(task: DecodeTask): Promise<ArrayBuffer[]> {
   await initCodecs();
   if (task.input === null || task.frames.length === 0) return []; // warming up
-  const bytes = task.input.kind === 'file' ? await readFile(task.input.path) : Buffer.from(task.input.bytes.buffer, task.input.bytes.byteOffset, task.input.bytes.byteLength);
+  const bytes =
+    task.input.kind === 'file'
+      ? await readFile(task.input.path)
+      : Buffer.from(task.input.bytes.buffer, task.input.bytes.byteOffset, task.input.bytes.byteLength);
   const parsed = parseDicom(bytes, { maxInflatedBytes: task.maxInflatedBytes });
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');

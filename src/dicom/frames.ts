@@ -133,8 +133,7 @@ export function encapsulatedFrames(buf: Buffer, pixelData: Element, frames: numb
   if (!fragments || fragments.length < 2) throw new DicomParseError('encapsulated pixel data holds no fragment');
   const [table, ...data] = fragments;
   const bytes = (f: { offset: number; length: number }) => buf.subarray(f.offset, f.offset + f.length);
-  const join = (list: { offset: number; length: number }[]): Uint8Array =>
-    list.length === 1 ? bytes(list[0]) : Buffer.concat(list.map(bytes));
+  const join = (list: { offset: number; length: number }[]): Uint8Array => (list.length === 1 ? bytes(list[0]) : Buffer.concat(list.map(bytes)));
   if (frames === 1) return [join(data)];
   if (table.length === frames * 4) {
     // Offsets count from the first byte of the first data fragment's item tag.

@@ -89,7 +89,10 @@ export class DataSet {
     const e = this.elements.get(tag);
     if (!e || e.length < 0) return undefined;
     const end = Math.min(e.offset + e.length, this.buf.length);
-    return this.buf.toString(this.utf8 ? 'utf8' : 'latin1', e.offset, end).replace(/[\s\0]+$/, '').replace(/^\s+/, '');
+    return this.buf
+      .toString(this.utf8 ? 'utf8' : 'latin1', e.offset, end)
+      .replace(/[\s\0]+$/, '')
+      .replace(/^\s+/, '');
   }
 
   /** All values of a numeric attribute, text (DS, IS) or binary (US, SS, UL, SL, FL, FD). */

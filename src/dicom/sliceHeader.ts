@@ -50,8 +50,7 @@ export interface SliceHeader {
   readonly pixelData?: PixelDataLocation;
 }
 
-const finiteList = (v: number[] | undefined): number[] | undefined =>
-  v !== undefined && v.length > 0 && v.every(Number.isFinite) ? v : undefined;
+const finiteList = (v: number[] | undefined): number[] | undefined => (v !== undefined && v.length > 0 && v.every(Number.isFinite) ? v : undefined);
 
 /** Interprets a 16-bit word as the padding value type the PixelRepresentation implies. */
 function paddingValue(word: number | undefined, signed: boolean, bitsAllocated: number): number | undefined {

@@ -118,5 +118,4 @@ const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
 };
 
 /** "JPEG 2000 (1.2.840.10008.1.2.4.91)" or the bare UID when the name is not known. */
-export const describeTransferSyntax = (uid: string): string =>
-  TRANSFER_SYNTAX_NAMES[uid] ? `${TRANSFER_SYNTAX_NAMES[uid]} (${uid})` : uid;
+export const describeTransferSyntax = (uid: string): string => (TRANSFER_SYNTAX_NAMES[uid] ? `${TRANSFER_SYNTAX_NAMES[uid]} (${uid})` : uid);

@@ -135,7 +135,9 @@ function checkSlice(s: Slice, first: Slice, decoding: boolean, maxFrameBytes: nu
   }
   const binary = h.bitsAllocated === 1;
   if (binary && h.pixelData.encapsulated) {
-    throw unprocessable(`${name}: BitsAllocated 1 pixel data is compressed (${describeTransferSyntax(h.transferSyntaxUid)}); only uncompressed masks are read`);
+    throw unprocessable(
+      `${name}: BitsAllocated 1 pixel data is compressed (${describeTransferSyntax(h.transferSyntaxUid)}); only uncompressed masks are read`,
+    );
   }
   const native = isNative(h.transferSyntaxUid) && !h.pixelData.encapsulated;
   if (!native && !(decoding && canDecode(h.transferSyntaxUid) && h.pixelData.encapsulated)) {
@@ -314,7 +316,8 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   const encoded = ordered.map((s, z) => ({ s, z })).filter(({ s }) => s.header.pixelData!.encapsulated);
   const decoding = decodeInPool(encoded, options.pool, limits, (z, bytes) => {
     const t = target(z);
-    if (bytes.byteLength < sliceBytes) throw unprocessable(`slice ${ordered[z].label}: decoded frame is ${bytes.byteLength} bytes, ${sliceBytes} are needed`);
+    if (bytes.byteLength < sliceBytes)
+      throw unprocessable(`slice ${ordered[z].label}: decoded frame is ${bytes.byteLength} bytes, ${sliceBytes} are needed`);
     t.set(new Uint8Array(bytes, 0, sliceBytes));
     place(ordered[z], z);
   });
@@ -345,7 +348,9 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   const windows: (Window | null)[] = ordered.map(({ header: h }) =>
     // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
     // A mask's window attributes do not apply to its values (0 and 1).
-    !binary && h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1 ? { level: h.windowCenter, width: h.windowWidth } : null,
+    !binary && h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1
+      ? { level: h.windowCenter, width: h.windowWidth }
+      : null,
   );
   const volume: Volume = {
     dims: [nx, ny, nz],
@@ -483,13 +488,17 @@ async function decodeInPool(
     for (let i = 0; i < list.length; i += size) tasks.push(list.slice(i, i + size));
   }
   await mapLimit(tasks, pool.size * 2, async (task) => {
-      let frames: ArrayBuffer[];
-      try {
-        frames = await pool.decode(await task[0].s.instance.forWorker(), task.map((t) => t.s.frame), limits.maxInflatedBytes);
-      } catch (err) {
-        throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
-      }
-      task.forEach((t, i) => put(t.z, frames[i]));
+    let frames: ArrayBuffer[];
+    try {
+      frames = await pool.decode(
+        await task[0].s.instance.forWorker(),
+        task.map((t) => t.s.frame),
+        limits.maxInflatedBytes,
+      );
+    } catch (err) {
+      throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
+    }
+    for (const [i, t] of task.entries()) put(t.z, frames[i]);
   });
 }
 

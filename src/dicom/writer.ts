@@ -55,20 +55,35 @@ function encodeValue(e: WriteElement, le: boolean): Buffer {
   return b.length % 2 ? Buffer.concat([b, Buffer.from(vr === 'UI' ? '\0' : ' ')]) : b;
 }
 
+/** Group and element of a tag at the start of `b`, in the byte order asked for. */
+function writeTag(b: Buffer, group: number, element: number, le: boolean): void {
+  if (le) {
+    b.writeUInt16LE(group, 0);
+    b.writeUInt16LE(element, 2);
+  } else {
+    b.writeUInt16BE(group, 0);
+    b.writeUInt16BE(element, 2);
+  }
+}
+
 function header(t: number, vr: string, length: number, explicit: boolean, le: boolean): Buffer {
   const g = t >>> 16;
   const el = t & 0xffff;
   if (!explicit) {
     const b = Buffer.alloc(8);
-    le ? (b.writeUInt16LE(g, 0), b.writeUInt16LE(el, 2), b.writeUInt32LE(length, 4)) : (b.writeUInt16BE(g, 0), b.writeUInt16BE(el, 2), b.writeUInt32BE(length, 4));
+    writeTag(b, g, el, le);
+    if (le) b.writeUInt32LE(length, 4);
+    else b.writeUInt32BE(length, 4);
     return b;
   }
   const long = LONG_VRS.has(vr);
   const b = Buffer.alloc(long ? 12 : 8);
-  le ? (b.writeUInt16LE(g, 0), b.writeUInt16LE(el, 2)) : (b.writeUInt16BE(g, 0), b.writeUInt16BE(el, 2));
+  writeTag(b, g, el, le);
   b.write(vr, 4, 'latin1');
-  if (long) le ? b.writeUInt32LE(length, 8) : b.writeUInt32BE(length, 8);
-  else le ? b.writeUInt16LE(length, 6) : b.writeUInt16BE(length, 6);
+  if (long && le) b.writeUInt32LE(length, 8);
+  else if (long) b.writeUInt32BE(length, 8);
+  else if (le) b.writeUInt16LE(length, 6);
+  else b.writeUInt16BE(length, 6);
   return b;
 }
 
@@ -103,8 +118,7 @@ export interface WriteOptions {
   bare?: boolean;
 }
 
-const str = (elements: readonly WriteElement[], t: number): string =>
-  String(elements.find((e) => e.tag === t)?.value ?? '');
+const str = (elements: readonly WriteElement[], t: number): string => String(elements.find((e) => e.tag === t)?.value ?? '');
 
 /** Pixel Data (7FE0,0010) OB of undefined length: offset table item, one fragment per frame, delimiter. */
 function encapsulate(frames: readonly Uint8Array[], offsetTable: boolean): Buffer {
@@ -140,7 +154,14 @@ export function writeDicom(elements: readonly WriteElement[], options: WriteOpti
   const le = ts !== TransferSyntax.ExplicitBig;
   const explicit = ts !== TransferSyntax.ImplicitLittle;
   let dataset = options.encapsulated
-    ? Buffer.concat([encodeDataset(elements.filter((e) => e.tag !== Tags.PixelData), explicit, le), encapsulate(options.encapsulated, options.offsetTable ?? false)])
+    ? Buffer.concat([
+        encodeDataset(
+          elements.filter((e) => e.tag !== Tags.PixelData),
+          explicit,
+          le,
+        ),
+        encapsulate(options.encapsulated, options.offsetTable ?? false),
+      ])
     : encodeDataset(elements, explicit, le);
   if (ts === TransferSyntax.DeflatedExplicitLittle) dataset = deflateRawSync(dataset);
   if (options.bare) return dataset;
@@ -206,7 +227,7 @@ export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
  */
 export function packBitsLsbFirst(pixels: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(Math.ceil(pixels.length / 8));
-  for (let i = 0; i < pixels.length; i++) if (pixels[i]) out[Math.floor(i / 8)] |= 1 << i % 8;
+  for (let i = 0; i < pixels.length; i++) if (pixels[i]) out[Math.floor(i / 8)] |= 1 << (i % 8);
   return out;
 }
 

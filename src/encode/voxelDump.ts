@@ -57,7 +57,7 @@ export function packBitsMsbFirst(src: VoxelArray, start: number, count: number):
       (src[s + 6] ? 0x02 : 0) |
       (src[s + 7] ? 0x01 : 0);
   }
-  for (; i < count; i++) if (src[start + i]) out[Math.floor(i / 8)] |= 0x80 >> i % 8;
+  for (; i < count; i++) if (src[start + i]) out[Math.floor(i / 8)] |= 0x80 >> (i % 8);
   return out;
 }
 
@@ -100,7 +100,13 @@ export function* voxelDump(v: Volume, format: RawFormat): Generator<Buffer> {
   if (combined) {
     const e = estimatedWindow(v);
     yield block(
-      { voxelWidth: v.voxelSize[0], voxelHeight: v.voxelSize[1], voxelDepth: v.voxelSize[2], estimatedWindowLevel: e.level, estimatedWindowWidth: e.width },
+      {
+        voxelWidth: v.voxelSize[0],
+        voxelHeight: v.voxelSize[1],
+        voxelDepth: v.voxelSize[2],
+        estimatedWindowLevel: e.level,
+        estimatedWindowWidth: e.width,
+      },
       -2,
     );
   }

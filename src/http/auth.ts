@@ -64,7 +64,8 @@ export function registerAccessControl(app: FastifyInstance): void {
     const tokens = app.deps.tokens;
     if (!app.deps.config.auth || !tokens) return;
     const token = tokenOf(request);
-    if (token === undefined) throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
+    if (token === undefined)
+      throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
     tokens.verify(token, series);
   });
 }

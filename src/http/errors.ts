@@ -2,5 +2,8 @@
 import type { FastifyReply } from 'fastify';
 
 export function sendError(reply: FastifyReply, status: number, message: string, extra: Record<string, unknown> = {}): FastifyReply {
-  return reply.code(status).type('application/json; charset=utf-8').send({ result: 'ng', message, ...extra });
+  return reply
+    .code(status)
+    .type('application/json; charset=utf-8')
+    .send({ result: 'ng', message, ...extra });
 }

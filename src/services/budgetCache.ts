@@ -212,7 +212,12 @@ export class BudgetCache {
       // Other loads hold the room: wait until one of them ends, then try again.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        ...others.map((p) => p.then(() => {}, () => {})),
+        ...others.map((p) =>
+          p.then(
+            () => {},
+            () => {},
+          ),
+        ),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, left))),
       ]);
       clearTimeout(timer);

@@ -8,6 +8,7 @@
  * not read again either. Memory stays small whatever the tree holds: one row per file in flight.
  */
 import Database from 'better-sqlite3';
+import type { Dir, Stats } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
@@ -92,7 +93,11 @@ export class SeriesIndex {
   async update(options: { readLimits?: ReadLimits; concurrency?: number; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexSummary> {
     const started = performance.now();
     const known = new Map<string, { size: number; mtime: number }>();
-    for (const row of this.db.prepare('SELECT path, size, mtime_ms FROM files').iterate() as Iterable<{ path: string; size: number; mtime_ms: number }>) {
+    for (const row of this.db.prepare('SELECT path, size, mtime_ms FROM files').iterate() as Iterable<{
+      path: string;
+      size: number;
+      mtime_ms: number;
+    }>) {
       known.set(row.path, { size: row.size, mtime: row.mtime_ms });
     }
     const skip = new Set([this.dbPath, `${this.dbPath}-wal`, `${this.dbPath}-shm`, `${this.dbPath}-journal`]);
@@ -100,7 +105,7 @@ export class SeriesIndex {
     const seen = new Set<string>();
     let unchanged = 0;
     const walk = async (dir: string): Promise<void> => {
-      let handle;
+      let handle: Dir;
       try {
         handle = await opendir(dir);
       } catch {
@@ -114,7 +119,7 @@ export class SeriesIndex {
         } else if (entry.isFile() && !skip.has(full)) {
           const rel = relative(this.root, full).split(sep).join('/');
           seen.add(rel);
-          let st;
+          let st: Stats;
           try {
             st = await stat(full);
           } catch {
@@ -131,11 +136,11 @@ export class SeriesIndex {
 
     if (this.closed) throw new Error('the index was closed during the update');
     const removed = [...known.keys()].filter((p) => !seen.has(p));
-    const upsert = this.db.prepare(
-      'INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note) VALUES (?, ?, ?, ?, ?)',
-    );
+    const upsert = this.db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note) VALUES (?, ?, ?, ?, ?)');
     const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
-    this.db.transaction((paths: string[]) => paths.forEach((p) => remove.run(p)))(removed);
+    this.db.transaction((paths: string[]) => {
+      for (const p of paths) remove.run(p);
+    })(removed);
 
     let added = 0;
     let changed = 0;

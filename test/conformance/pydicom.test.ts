@@ -27,7 +27,6 @@ import { loadVolume } from '../../src/dicom/volumeLoader.js';
 import { describeWithPydicom, EXPORTER, PYTHON } from './pydicomEnv.js';
 import { fileInstances } from '../../src/sources/fileInstance.js';
 
-
 /** Fewest files the exporter must yield; pydicom 2.3's test data gives 38. */
 const MIN_COMPARED = 30;
 

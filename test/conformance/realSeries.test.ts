@@ -68,7 +68,10 @@ function expectedVolume(files: FileInfo[], valuesOf: (path: string) => { values:
   const numbers = ascending.map((f) => f.instanceNumber);
   const increasing = numbers.every((v, k) => v !== null && (k === 0 || v > numbers[k - 1]!));
   const ordered = increasing ? ascending : [...ascending].reverse();
-  const gaps = ordered.slice(1).map((f, k) => Math.abs(proj(f) - proj(ordered[k]))).sort((a, b) => a - b);
+  const gaps = ordered
+    .slice(1)
+    .map((f, k) => Math.abs(proj(f) - proj(ordered[k])))
+    .sort((a, b) => a - b);
   const m = gaps.length >> 1;
   const sz = gaps.length % 2 ? gaps[m] : (gaps[m - 1] + gaps[m]) / 2;
   const { rows, columns } = files[0];
@@ -149,7 +152,10 @@ describeWithPydicom('real series against pydicom', () => {
       expect([meta.minValue, meta.maxValue]).toEqual([min, max]);
       const raw = await get(`/raw?series=${e.uid}&format=voxels`);
       const bytes = gunzipSync(raw.rawPayload);
-      const ours = meta.pixelFormat === 3 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+      const ours =
+        meta.pixelFormat === 3
+          ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2)
+          : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
       expect([2, 3]).toContain(meta.pixelFormat);
       expect(ours.length).toBe(e.values.length);
       let mismatches = 0;
@@ -190,8 +196,9 @@ describeWithPydicom('real series against pydicom', () => {
 
   it('refuses a real radial MR localizer (orientations differ) with 422 naming the slice', async () => {
     const dir = join(PYDICOM_DIRS, '98892003/MR700');
-    const uid = JSON.parse(execFileSync(PYTHON, ['-c', GEOMETRY_SCRIPT, join(dir, execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n')[0])], { encoding: 'utf8' }))[0]
-      .series as string;
+    const uid = JSON.parse(
+      execFileSync(PYTHON, ['-c', GEOMETRY_SCRIPT, join(dir, execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n')[0])], { encoding: 'utf8' }),
+    )[0].series as string;
     const seriesDir = join(work, 'data', uid);
     mkdirSync(seriesDir, { recursive: true });
     for (const f of execFileSync('ls', [dir], { encoding: 'utf8' }).trim().split('\n')) copyFileSync(join(dir, f), join(seriesDir, f));

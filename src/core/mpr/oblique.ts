@@ -60,7 +60,9 @@ const EPS = 1e-9;
 export function checkCursor(v: Pick<Volume, 'dims'>, c: readonly number[]): void {
   for (let d = 0; d < 3; d++) {
     if (!Number.isFinite(c[d]) || c[d] < 0 || c[d] > v.dims[d] - 1) {
-      throw badParameter(`parameter 'c' must lie inside the volume (0..${v.dims[0] - 1}, 0..${v.dims[1] - 1}, 0..${v.dims[2] - 1}), got ${c.join(',')}`);
+      throw badParameter(
+        `parameter 'c' must lie inside the volume (0..${v.dims[0] - 1}, 0..${v.dims[1] - 1}, 0..${v.dims[2] - 1}), got ${c.join(',')}`,
+      );
     }
   }
 }
@@ -152,11 +154,24 @@ export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Arra
  * nearest-neighbour and shown through its effective window whatever `w` says, so its image
  * holds only 0 and 255. Throws a 400 CircusError for an invalid window.
  */
-export function renderOblique(v: Volume, layout: ObliqueLayout, w: WindowSpec, out: Uint8Array, rows: RowPlacement = { stride: layout.width, offset: 0 }): void {
+export function renderOblique(
+  v: Volume,
+  layout: ObliqueLayout,
+  w: WindowSpec,
+  out: Uint8Array,
+  rows: RowPlacement = { stride: layout.width, offset: 0 },
+): void {
   obliqueInto(v, layout, null, out, effectiveWindow(v.pixelFormat, w), rows);
 }
 
-function obliqueInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
+function obliqueInto(
+  v: Volume,
+  layout: ObliqueLayout,
+  f32: Float32Array | null,
+  u8: Uint8Array | null,
+  w: WindowSpec | null,
+  rows: RowPlacement,
+): void {
   if (v.pixelFormat === PixelFormat.Binary) nearestInto(v, layout, f32, u8, w, rows);
   else trilinearInto(v, layout, f32, u8, w, rows);
 }
@@ -168,7 +183,14 @@ const nearestIndex = (x: number, n: number): number => Math.floor(clamp(x, n - 1
  * Nearest-neighbour sampling (Binary volumes). Samples are stored as they are into `f32`, or
  * into `u8` as the window shows 0 (a zero voxel) and 1 (any other).
  */
-function nearestInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
+function nearestInto(
+  v: Volume,
+  layout: ObliqueLayout,
+  f32: Float32Array | null,
+  u8: Uint8Array | null,
+  w: WindowSpec | null,
+  rows: RowPlacement,
+): void {
   const [nx, ny, nz] = v.dims;
   const n = [nx, ny, nz];
   const stride = [1, nx, nx * ny];
@@ -202,7 +224,14 @@ function nearestInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null,
 }
 
 /** Trilinear sampling (every format but Binary), windowed as windowValue computes it when `u8` is given. */
-function trilinearInto(v: Volume, layout: ObliqueLayout, f32: Float32Array | null, u8: Uint8Array | null, w: WindowSpec | null, rows: RowPlacement): void {
+function trilinearInto(
+  v: Volume,
+  layout: ObliqueLayout,
+  f32: Float32Array | null,
+  u8: Uint8Array | null,
+  w: WindowSpec | null,
+  rows: RowPlacement,
+): void {
   const [nx, ny, nz] = v.dims;
   const n = [nx, ny, nz];
   const stride = [1, nx, nx * ny];

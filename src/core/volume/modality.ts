@@ -24,8 +24,7 @@ export interface RescaleParameters {
   readonly padding?: readonly [number, number];
 }
 
-const isPadding = (v: number, padding: readonly [number, number] | undefined): boolean =>
-  padding !== undefined && v >= padding[0] && v <= padding[1];
+const isPadding = (v: number, padding: readonly [number, number] | undefined): boolean => padding !== undefined && v >= padding[0] && v <= padding[1];
 
 /** Range of the stored values `data[start .. start + count)` that are not padding. */
 export function storedRange(data: VoxelArray, start: number, count: number, padding?: readonly [number, number]): StoredRange {
@@ -126,7 +125,11 @@ export function rescaleInto(
   const lo = padding ? padding[0] : Infinity;
   const hi = padding ? padding[1] : -Infinity;
   const sameWords =
-    src.buffer === dst.buffer && src.byteOffset === dst.byteOffset && srcStart === dstStart && src.BYTES_PER_ELEMENT === 2 && dst.BYTES_PER_ELEMENT === 2;
+    src.buffer === dst.buffer &&
+    src.byteOffset === dst.byteOffset &&
+    srcStart === dstStart &&
+    src.BYTES_PER_ELEMENT === 2 &&
+    dst.BYTES_PER_ELEMENT === 2;
   if (sameWords && slope === 1 && Number.isInteger(intercept) && !(dst instanceof Float32Array)) {
     // In place on 16-bit words: the chosen format holds every result, so wrapping adds are exact.
     if (add16InPlace(src as Int16Array | Uint16Array, srcStart, count, intercept, src instanceof Uint16Array, padding, paddingValue)) return;

@@ -91,9 +91,7 @@ function checkConsistency(slices: readonly SliceGeometryInput[]): void {
     if (finite(oa, 6) && finite(ob, 6)) {
       for (let k = 0; k < 6; k++) {
         if (Math.abs(oa![k] - ob![k]) > ORIENTATION_TOLERANCE) {
-          throw unprocessable(
-            `slice ${s.label}: ImageOrientationPatient ${oa!.join('\\')} differs from ${ob!.join('\\')} of slice ${first.label}`,
-          );
+          throw unprocessable(`slice ${s.label}: ImageOrientationPatient ${oa!.join('\\')} differs from ${ob!.join('\\')} of slice ${first.label}`);
         }
       }
     } else if (finite(oa, 6) !== finite(ob, 6)) {
@@ -135,7 +133,13 @@ export function orderSlices(slices: readonly SliceGeometryInput[]): SliceOrderin
       voxelSize: [sx, sy, fallbackSpacing(first)],
       uniformSpacing: true,
       spacings: [],
-      geometry: { origin: null, rowDirection: clean(row), columnDirection: clean(col), sliceDirection: clean(scale(normal, -1)), imageOrientationPatient: iop },
+      geometry: {
+        origin: null,
+        rowDirection: clean(row),
+        columnDirection: clean(col),
+        sliceDirection: clean(scale(normal, -1)),
+        imageOrientationPatient: iop,
+      },
     };
   }
 

@@ -126,4 +126,3 @@ export function estimatedWindow(v: Pick<Volume, 'minValue' | 'maxValue'>): Windo
   const width = Math.floor(v.maxValue - v.minValue + 1);
   return { width, level: Math.floor(v.minValue + width / 2) };
 }
-
