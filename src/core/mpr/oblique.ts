@@ -176,6 +176,16 @@ function obliqueInto(
   else trilinearInto(v, layout, f32, u8, w, rows);
 }
 
+/**
+ * The volume's sizes and memory strides by axis (x, y, z), the axis the fixed step moves along
+ * (k), and the two the rotated step moves along (p, q).
+ */
+function axesOf(v: Volume, layout: ObliqueLayout): { n: number[]; stride: number[]; k: number; p: number; q: number } {
+  const [nx, ny, nz] = v.dims;
+  const k = layout.fixedAxis;
+  return { n: [nx, ny, nz], stride: [1, nx, nx * ny], k, p: k === 0 ? 1 : 0, q: k === 2 ? 1 : 2 };
+}
+
 /** Index of the voxel nearest to coordinate `x` on an axis of `n` voxels: clamped, rounded half up. */
 const nearestIndex = (x: number, n: number): number => Math.floor(clamp(x, n - 1) + 0.5);
 
@@ -191,13 +201,8 @@ function nearestInto(
   w: WindowSpec | null,
   rows: RowPlacement,
 ): void {
-  const [nx, ny, nz] = v.dims;
-  const n = [nx, ny, nz];
-  const stride = [1, nx, nx * ny];
+  const { n, stride, k, p, q } = axesOf(v, layout);
   const d = v.data;
-  const k = layout.fixedAxis;
-  const p = k === 0 ? 1 : 0;
-  const q = k === 2 ? 1 : 2;
   const rc = layout.rotatedCount;
   // Offset of the nearest voxel on axes p, q per rotated index.
   const base = new Int32Array(rc);
@@ -232,13 +237,8 @@ function trilinearInto(
   w: WindowSpec | null,
   rows: RowPlacement,
 ): void {
-  const [nx, ny, nz] = v.dims;
-  const n = [nx, ny, nz];
-  const stride = [1, nx, nx * ny];
+  const { n, stride, k, p, q } = axesOf(v, layout);
   const d = v.data;
-  const k = layout.fixedAxis;
-  const p = k === 0 ? 1 : 0; // the two axes the rotated step moves along
-  const q = k === 2 ? 1 : 2;
 
   // Per rotated index: offset of the lower corner on axes p, q, the steps to the upper corner
   // (0 on the last index), and the fractions.
