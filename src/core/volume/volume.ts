@@ -56,21 +56,26 @@ export const FORMAT_RANGE: Partial<Record<PixelFormat, readonly [number, number]
  * A zeroed voxel array of `format` for `count` voxels (BYTES_PER_VOXEL bytes each; Binary: a
  * Uint8Array of 0/1). Throws RangeError for Unknown.
  */
+/**
+ * A zeroed voxel array of `count` voxels, in shared memory (SharedArrayBuffer) so that worker
+ * threads can read (render) and write (decode) the same volume without copies.
+ */
 export function allocateVoxels(format: PixelFormat, count: number): VoxelArray {
+  const bytes = BYTES_PER_VOXEL[format];
+  if (!(bytes >= 1)) throw new RangeError(`cannot allocate voxels of pixel format ${format}`);
+  const buffer = new SharedArrayBuffer(count * bytes);
   switch (format) {
     case PixelFormat.UInt8:
     case PixelFormat.Binary:
-      return new Uint8Array(count);
+      return new Uint8Array(buffer);
     case PixelFormat.Int8:
-      return new Int8Array(count);
+      return new Int8Array(buffer);
     case PixelFormat.UInt16:
-      return new Uint16Array(count);
+      return new Uint16Array(buffer);
     case PixelFormat.Int16:
-      return new Int16Array(count);
-    case PixelFormat.Float32:
-      return new Float32Array(count);
+      return new Int16Array(buffer);
     default:
-      throw new RangeError(`cannot allocate voxels of pixel format ${format}`);
+      return new Float32Array(buffer);
   }
 }
 
