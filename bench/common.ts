@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/config.js';
 import { imageElements, writeDicom } from '../src/dicom/writer.js';
-import { createServer, type Server } from '../src/server.js';
+import { createServer, type Server, type ServerOptions } from '../src/server.js';
 
 export const NX = 512;
 export const NY = 512;
@@ -68,10 +68,13 @@ export function ensureLoadSeries(uid: string, signed: boolean, intercept: number
   return dir;
 }
 
-/** Starts the server on a free loopback port, as `circus-rs serve` would with these options. */
-export async function startServer(dataDir: string): Promise<{ server: Server; base: string }> {
+/**
+ * Starts the server on a free loopback port, as `circus-rs serve` would with these options
+ * (`options` may replace parts of it, such as the renderer, for comparisons).
+ */
+export async function startServer(dataDir: string, options: ServerOptions = {}): Promise<{ server: Server; base: string }> {
   const config = loadConfig({ flags: { dataDir, cacheBytes: '4G', logLevel: 'silent' }, env: {} });
-  const server = createServer(config, { useIndex: false });
+  const server = createServer(config, { useIndex: false, warmWorkers: true, ...options });
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = server.app.server.address() as AddressInfo;
   return { server, base: `http://127.0.0.1:${port}` };

@@ -9,8 +9,11 @@
  * been warmed, autocannon runs in a child process (so the load generator does not share the
  * server's event loop; on this 2-core machine it does share the cores) with 16 connections for
  * 10 s against:
- *   - /mpr axial and /oblique a≈0.5 b=axial rendered every time (each request its own window
- *     level or angle, so the server's cache of rendered images never answers);
+ *   - /mpr axial and sagittal, /oblique a≈0.5 b=axial and b=coronal, rendered every time (each
+ *     request its own window level or angle, so the server's cache of rendered images never
+ *     answers), on the pool of rendering workers, then again on a second server that renders on
+ *     its event loop (the baseline, same process, same run), with the ratio of the two and the
+ *     ratio of each plane to axial;
  *   - /mpr axial, ww=400 wl=40, target cycling over all 300 slices (after the first pass from
  *     the cache of rendered images, as when a viewer scrolls back);
  *   - /mpr sagittal, the same window, target cycling over all 512 planes (likewise);
@@ -25,6 +28,7 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { inProcessRenderer } from '../src/services/renderPool.js';
 import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NX, NY, NZ, SERIES_UID, startServer, type LoadSummary } from './common.js';
 
 const CONNECTIONS = 16;
@@ -53,15 +57,26 @@ try {
   // Rendered images are cached: runs that must render every time give each request its own
   // window level (or angle), so no two requests share an image.
   const fresh = 30000;
-  const runs: { label: string; paths: string[] }[] = [
+  const rendered: { label: string; paths: string[] }[] = [
     {
       label: '/mpr axial, rendered every time',
       paths: Array.from({ length: fresh }, (_, i) => `/mpr?series=${series}&mode=axial&target=${(i * 97) % NZ}&ww=400&wl=${40 + i / 1000}`),
     },
     {
+      label: '/mpr sagittal, rendered every time',
+      paths: Array.from({ length: fresh }, (_, i) => `/mpr?series=${series}&mode=sagittal&target=${(i * 97) % NX}&ww=400&wl=${40 + i / 1000}`),
+    },
+    {
       label: '/oblique a≈0.5 b=axial, rendered every time',
       paths: Array.from({ length: fresh }, (_, i) => `/oblique?series=${series}&a=${0.5 + i / 1e6}&b=axial&c=${cursor}&${WINDOW}`),
     },
+    {
+      label: '/oblique a≈0.5 b=coronal, rendered',
+      paths: Array.from({ length: fresh }, (_, i) => `/oblique?series=${series}&a=${0.5 + i / 1e6}&b=coronal&c=${cursor}&${WINDOW}`),
+    },
+  ];
+  const runs: { label: string; paths: string[] }[] = [
+    ...rendered,
     {
       label: '/mpr axial, 300 slices revisited (cache)',
       paths: stepped(NZ, 97).map((t) => `/mpr?series=${series}&mode=axial&target=${t}&${WINDOW}`),
@@ -85,19 +100,31 @@ try {
   }
   await inWorker({ kind: 'autocannon', base, paths: runs[0].paths, connections: CONNECTIONS, seconds: 3 });
 
-  console.log('autocannon:');
-  for (const run of runs) {
-    const elu0 = performance.eventLoopUtilization();
-    const cpu0 = process.cpuUsage();
-    const w0 = performance.now();
-    const r: LoadSummary = await inWorker({ kind: 'autocannon', base, paths: run.paths, connections: CONNECTIONS, seconds: SECONDS });
-    const wall = (performance.now() - w0) * 1000;
-    const elu = performance.eventLoopUtilization(elu0);
-    const cpu = process.cpuUsage(cpu0);
-    console.log(loadLine(run.label, r));
-    console.log(
-      `  ${''.padEnd(40)} server: event loop ${(elu.utilization * 100).toFixed(0)}% busy, CPU ${((cpu.user + cpu.system) / wall).toFixed(2)} cores`,
-    );
+  console.log('autocannon, images rendered on the pool of rendering workers:');
+  const pooled = new Map<string, number>();
+  for (const run of runs) pooled.set(run.label, (await measure(base, run)).requestsPerSecond);
+
+  // The baseline: the same requests to a server that renders on its event loop.
+  const single = await startServer(LOAD_ROOT, { renderer: inProcessRenderer });
+  try {
+    const m = await fetch(`${single.base}/metadata?series=${series}`);
+    if (m.status !== 200) throw new Error(`/metadata (baseline server): ${m.status}`);
+    await m.arrayBuffer();
+    for (const run of rendered) for (let i = 0; i < 40; i++) await (await fetch(single.base + run.paths[i])).arrayBuffer();
+    console.log('autocannon, baseline: images rendered on the event loop (a second server in this process):');
+    const baseline = new Map<string, number>();
+    for (const run of rendered) baseline.set(run.label, (await measure(single.base, run)).requestsPerSecond);
+    console.log('rendered every time: pool against event loop, and each plane against axial (pool):');
+    const axial = pooled.get(rendered[0].label)!;
+    for (const run of rendered) {
+      const p = pooled.get(run.label)!;
+      console.log(
+        `  ${run.label.padEnd(40)} ${p.toFixed(0).padStart(6)} req/s vs ${baseline.get(run.label)!.toFixed(0).padStart(6)} req/s = ${(p / baseline.get(run.label)!).toFixed(2)}x` +
+          `   vs axial ${(p / axial).toFixed(2)}x`,
+      );
+    }
+  } finally {
+    await single.server.close();
   }
 
   console.log('/raw (combined, gzip, whole body read by the child process):');
@@ -119,4 +146,20 @@ try {
   console.log(`server counters: ${JSON.stringify(status.counter)}; cache ${(status.cache.usedBytes / 1e6).toFixed(0)} MB used`);
 } finally {
   await server.close();
+}
+
+/** One autocannon run against `base`, printed with the server's event-loop and CPU use. */
+async function measure(base: string, run: { label: string; paths: string[] }): Promise<LoadSummary> {
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  const r: LoadSummary = await inWorker({ kind: 'autocannon', base, paths: run.paths, connections: CONNECTIONS, seconds: SECONDS });
+  const wall = (performance.now() - w0) * 1000;
+  const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
+  console.log(loadLine(run.label, r));
+  console.log(
+    `  ${''.padEnd(40)} server: event loop ${(elu.utilization * 100).toFixed(0)}% busy, CPU ${((cpu.user + cpu.system) / wall).toFixed(2)} cores (all threads)`,
+  );
+  return r;
 }

@@ -71,7 +71,7 @@ serve.action(async (opts: Record<string, unknown>) => {
   } else if (!statSync(dataDir).isDirectory()) {
     fail(`data directory ${dataDir} is not a folder (option dataDir)`);
   }
-  const server = createServer(config, { logger: loggerOption(config), warmDecoders: true });
+  const server = createServer(config, { logger: loggerOption(config), warmWorkers: true });
   const { app } = server;
   try {
     await app.listen({ host: config.host, port: config.port });

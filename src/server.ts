@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { createCacheRegions, type CacheRegions } from './services/cacheRegions.js';
+import { RenderPool, type Renderer } from './services/renderPool.js';
 import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
@@ -38,10 +39,12 @@ export interface ServerOptions {
   useIndex?: boolean;
   /** The clock of token expiry (milliseconds); Date.now by default. */
   now?: () => number;
-  /** Start the decoding workers now rather than on the first compressed series. */
-  warmDecoders?: boolean;
+  /** Start the decoding and rendering workers now rather than on first use. */
+  warmWorkers?: boolean;
   /** Where series come from instead of the data directory (`dataDir` and the index are then unused). */
   source?: SeriesSource;
+  /** What renders images instead of the pool of rendering workers (benchmarks compare the two). */
+  renderer?: Renderer;
 }
 
 export function createServer(config: Config, options: ServerOptions = {}): Server {
@@ -60,7 +63,12 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
-  if (options.warmDecoders) pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
+  const renderPool = options.renderer ? null : new RenderPool(config.renderWorkers > 0 ? config.renderWorkers : availableParallelism());
+  const renderer: Renderer = options.renderer ?? renderPool!;
+  if (options.warmWorkers) {
+    pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
+    renderPool?.warm().catch((err: Error) => app.log.warn(`rendering workers did not start: ${err.message}`));
+  }
   const volumes = new VolumeService(source, cache.volumes, {
     pool,
     maxVoxels: config.maxVoxels,
@@ -76,6 +84,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     config,
     volumes,
     cache,
+    renderer,
     tokens,
     version: VERSION,
     logger: options.logger ?? false,
@@ -113,6 +122,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
       app.closing = true;
       await app.close();
       await pool.close();
+      await renderer.close();
       index?.close();
     },
   };

@@ -85,6 +85,13 @@ export const OPTIONS = {
     max: 64,
     description: 'worker threads decoding compressed frames (0: one per core)',
   },
+  renderWorkers: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: 64,
+    description: 'worker threads rendering images (0: one per core)',
+  },
   loadConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'files read at once while loading a series' },
   corsOrigin: { kind: 'string', default: '*', description: 'value of Access-Control-Allow-Origin' },
   logLevel: {

@@ -109,6 +109,13 @@ export function encodeScanlines(rows: Buffer, width: number, height: number, opt
   return deflateToPng(rows, width, height, options);
 }
 
+/** `encodeScanlines` on the calling thread (for worker threads, where blocking is the point). */
+export function encodeScanlinesSync(rows: Buffer, width: number, height: number, options: Omit<PngOptions, 'filter'> = {}): Buffer {
+  checkSize(width, height);
+  upFilterInPlace(rows, width, height);
+  return assemble(width, height, deflateSync(rows, zlibOptions(options)));
+}
+
 export function encodePngSync(pixels: Uint8Array, width: number, height: number, options: PngOptions = {}): Buffer {
   checkSize(width, height);
   const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);

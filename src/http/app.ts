@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import { CircusError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { CacheRegions } from '../services/cacheRegions.js';
+import { inProcessRenderer, type Renderer } from '../services/renderPool.js';
 import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
 import { registerAccessControl, WWW_AUTHENTICATE } from './auth.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   volumes: VolumeService;
   /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */
   cache: CacheRegions;
+  /** Renders images (a pool of worker threads; on the calling thread when not given). */
+  renderer?: Renderer;
   /** Signs and checks access tokens (needed for /requestToken and authentication mode). */
   tokens?: TokenService;
   version: string;
@@ -41,7 +44,7 @@ export interface Counters {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    deps: AppDeps;
+    deps: AppDeps & { renderer: Renderer };
     counters: Counters;
     startedAt: Date;
     /** Set when shutting down: new requests get 503 while those in flight finish. */
@@ -90,7 +93,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       sendError(reply, 400, `bad request: ${error.message}`);
     },
   });
-  app.decorate('deps', deps);
+  app.decorate('deps', { ...deps, renderer: deps.renderer ?? inProcessRenderer });
   app.decorate('counters', { _error: 0 } as Counters);
   app.decorate('startedAt', new Date());
   app.decorate('closing', false);

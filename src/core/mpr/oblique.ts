@@ -21,7 +21,7 @@
  * bilinear part is precomputed per rotated index and the linear part per fixed index.
  */
 import { badParameter, tooLarge } from '../errors.js';
-import { PixelFormat, type Volume } from '../volume/volume.js';
+import { PixelFormat, type Volume, type VoxelGrid } from '../volume/volume.js';
 import type { Orientation } from './orthogonal.js';
 import { effectiveWindow, windowValue, type WindowSpec } from './window.js';
 
@@ -144,7 +144,7 @@ export interface RowPlacement {
  * Samples the plane into `out` (Float32Array of width * height, row-major) by trilinear
  * interpolation of the volume's values (nearest voxel, rounding half up, for Binary volumes).
  */
-export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Array): void {
+export function sampleOblique(v: VoxelGrid, layout: ObliqueLayout, out: Float32Array): void {
   obliqueInto(v, layout, out, null, null, { stride: layout.width, offset: 0 });
 }
 
@@ -155,7 +155,7 @@ export function sampleOblique(v: Volume, layout: ObliqueLayout, out: Float32Arra
  * holds only 0 and 255. Throws a 400 CircusError for an invalid window.
  */
 export function renderOblique(
-  v: Volume,
+  v: VoxelGrid,
   layout: ObliqueLayout,
   w: WindowSpec,
   out: Uint8Array,
@@ -165,7 +165,7 @@ export function renderOblique(
 }
 
 function obliqueInto(
-  v: Volume,
+  v: VoxelGrid,
   layout: ObliqueLayout,
   f32: Float32Array | null,
   u8: Uint8Array | null,
@@ -180,7 +180,7 @@ function obliqueInto(
  * The volume's sizes and memory strides by axis (x, y, z), the axis the fixed step moves along
  * (k), and the two the rotated step moves along (p, q).
  */
-function axesOf(v: Volume, layout: ObliqueLayout): { n: number[]; stride: number[]; k: number; p: number; q: number } {
+function axesOf(v: VoxelGrid, layout: ObliqueLayout): { n: number[]; stride: number[]; k: number; p: number; q: number } {
   const [nx, ny, nz] = v.dims;
   const k = layout.fixedAxis;
   return { n: [nx, ny, nz], stride: [1, nx, nx * ny], k, p: k === 0 ? 1 : 0, q: k === 2 ? 1 : 2 };
@@ -194,7 +194,7 @@ const nearestIndex = (x: number, n: number): number => Math.floor(clamp(x, n - 1
  * into `u8` as the window shows 0 (a zero voxel) and 1 (any other).
  */
 function nearestInto(
-  v: Volume,
+  v: VoxelGrid,
   layout: ObliqueLayout,
   f32: Float32Array | null,
   u8: Uint8Array | null,
@@ -230,7 +230,7 @@ function nearestInto(
 
 /** Trilinear sampling (every format but Binary), windowed as windowValue computes it when `u8` is given. */
 function trilinearInto(
-  v: Volume,
+  v: VoxelGrid,
   layout: ObliqueLayout,
   f32: Float32Array | null,
   u8: Uint8Array | null,

@@ -7,7 +7,7 @@
  * sagittal rows are strided and are gathered first.
  */
 import { badParameter } from '../errors.js';
-import type { Volume, VoxelArray } from '../volume/volume.js';
+import type { Volume, VoxelArray, VoxelGrid } from '../volume/volume.js';
 import type { RowPlacement } from './oblique.js';
 import { effectiveWindow, windowInto, type WindowSpec } from './window.js';
 
@@ -43,7 +43,7 @@ function checkTarget(layout: PlaneLayout, target: number): void {
 }
 
 /** Copies the plane's voxels (the volume's own type) into `out` (length width * height). */
-export function sampleOrthogonal(v: Volume, mode: Orientation, target: number, out: VoxelArray): void {
+export function sampleOrthogonal(v: VoxelGrid, mode: Orientation, target: number, out: VoxelArray): void {
   const layout = planeLayout(v, mode);
   checkTarget(layout, target);
   const [nx, ny, nz] = v.dims;
@@ -72,7 +72,7 @@ export function sampleOrthogonal(v: Volume, mode: Orientation, target: number, o
  * is shown through its effective window whatever `w` says (0 -> 0, 1 -> 255).
  * Throws a 400 CircusError for a target out of range or an invalid window.
  */
-export function renderOrthogonal(v: Volume, mode: Orientation, target: number, window: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
+export function renderOrthogonal(v: VoxelGrid, mode: Orientation, target: number, window: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
   const layout = planeLayout(v, mode);
   checkTarget(layout, target);
   const w = effectiveWindow(v.pixelFormat, window);

@@ -126,6 +126,9 @@ export interface Volume {
   };
 }
 
+/** What sampling and windowing read of a volume: its size, format and voxels (a volume, or its shared-memory view in a worker). */
+export type VoxelGrid = Pick<Volume, 'dims' | 'voxelSize' | 'pixelFormat' | 'data'>;
+
 /** The original's window estimate over all voxels, without its bugs. */
 export function estimatedWindow(v: Pick<Volume, 'minValue' | 'maxValue'>): Window {
   const width = Math.floor(v.maxValue - v.minValue + 1);

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { badParameter, tooLarge } from '../../core/errors.js';
-import { ORIENTATIONS, planeLayout, renderOrthogonal } from '../../core/mpr/orthogonal.js';
-import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
+import { ORIENTATIONS, planeLayout } from '../../core/mpr/orthogonal.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
 import { volumeId } from '../../services/cacheRegions.js';
+import { gridOf } from '../../services/renderJob.js';
 import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '../render.js';
 
 /** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
@@ -24,10 +24,8 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     }
     const w = windowFor(volume, win);
     const image = await renderCached(app, `mpr:${volumeId(volume)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
-      const rows = scanlineBuffer(layout.width, layout.height);
-      renderOrthogonal(volume, mode, t, w, rows, { stride: layout.width + 1, offset: 1 });
       return {
-        png: await encodeScanlines(rows, layout.width, layout.height),
+        png: await app.deps.renderer.render({ kind: 'mpr', grid: gridOf(volume), mode, target: t, window: w }),
         headers: {
           'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
           'X-Circus-Pixel-Columns': String(layout.width),

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { badParameter } from '../../core/errors.js';
-import { obliqueLayout, renderOblique } from '../../core/mpr/oblique.js';
+import { obliqueLayout } from '../../core/mpr/oblique.js';
 import { ORIENTATIONS } from '../../core/mpr/orthogonal.js';
-import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
 import { enumParam, numberParam, parseDecimal, seriesParam, single, type Query } from '../params.js';
 import { volumeId } from '../../services/cacheRegions.js';
+import { gridOf } from '../../services/renderJob.js';
 import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '../render.js';
 
 function cursorParam(q: Query): [number, number, number] {
@@ -27,10 +27,8 @@ export async function obliqueRoute(app: FastifyInstance): Promise<void> {
     const layout = obliqueLayout(volume, { a, b, c }, app.deps.config.maxImageSide);
     const w = windowFor(volume, win);
     const image = await renderCached(app, `oblique:${volumeId(volume)}:${b}:${a}:${c.join(',')}:${w.width}:${w.level}`, async () => {
-      const rows = scanlineBuffer(layout.width, layout.height);
-      renderOblique(volume, layout, w, rows, { stride: layout.width + 1, offset: 1 });
       return {
-        png: await encodeScanlines(rows, layout.width, layout.height),
+        png: await app.deps.renderer.render({ kind: 'oblique', grid: gridOf(volume), layout, window: w }),
         headers: {
           'X-Circus-Pixel-Size': headerNumber(layout.pixelSize),
           'X-Circus-Pixel-Columns': String(layout.width),

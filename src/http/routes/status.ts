@@ -29,6 +29,7 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
       },
       counter: { ...app.counters },
       authorization: { enabled: app.deps.config.auth },
+      renderer: app.deps.renderer.stats(),
       ...(app.deps.statusExtras?.() ?? {}),
     };
   });

@@ -1,0 +1,52 @@
+/**
+ * Images are rendered on a pool of worker threads (one per core by default), so the event loop
+ * only routes requests while sampling, windowing, PNG filtering and deflate use every core.
+ * Volumes live in shared memory, so a task carries a reference to the voxels, never a copy.
+ * A grid whose voxels are not in shared memory (a volume built by hand) is rendered on the
+ * calling thread with the same code.
+ */
+import { type RenderJob, renderPng } from './renderJob.js';
+import { type PoolStats, WorkerPool } from './workerPool.js';
+
+export interface Renderer {
+  render(job: RenderJob): Promise<Buffer>;
+  stats(): PoolStats | null;
+  close(): Promise<void>;
+}
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './renderWorker.ts' : './renderWorker.js', import.meta.url);
+
+export class RenderPool implements Renderer {
+  private readonly pool: WorkerPool<RenderJob | null, Uint8Array | null>;
+
+  constructor(size?: number) {
+    this.pool = new WorkerPool(WORKER_URL, 'rendering', size);
+  }
+
+  async render(job: RenderJob): Promise<Buffer> {
+    if (!(job.grid.data.buffer instanceof SharedArrayBuffer)) return renderPng(job);
+    const png = await this.pool.run(job);
+    if (!png) throw new Error('a rendering worker returned no image');
+    return Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  }
+
+  /** Starts every worker now, so the first images do not wait for them. */
+  warm(): Promise<void> {
+    return this.pool.warm(null);
+  }
+
+  stats(): PoolStats {
+    return this.pool.stats();
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/** Renders on the calling thread (tests, tools). */
+export const inProcessRenderer: Renderer = {
+  render: async (job) => renderPng(job),
+  stats: () => null,
+  close: async () => {},
+};

@@ -1,0 +1,156 @@
+/**
+ * A pool of worker threads that run tasks of one kind, sized to the machine by default.
+ *
+ * Policy:
+ * - Tasks queue in arrival order and go to the first idle worker; at most `size` run at once.
+ * - Workers start on first use (or all at once with `warm`) and stay; an idle worker does not
+ *   keep the process alive.
+ * - A worker that fails (throws outside a task, exits, runs out of memory) fails only the task
+ *   it was running and is replaced on the next task.
+ * - After `close`, queued tasks are refused and workers are terminated.
+ *
+ * The worker module answers with `serveTasks` (below): each message `{ id, task }` gets
+ * `{ id, result }` or `{ id, error }`.
+ */
+import { availableParallelism } from 'node:os';
+import { parentPort, type Transferable, Worker } from 'node:worker_threads';
+
+interface Job<T, R> {
+  id: number;
+  task: T;
+  transfer: readonly Transferable[];
+  resolve: (result: R) => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot<T, R> {
+  worker: Worker;
+  job: Job<T, R> | null;
+}
+
+type Reply<R> = { id: number; result: R; error?: undefined } | { id: number; error: string; result?: undefined };
+
+export interface PoolStats {
+  size: number;
+  workers: number;
+  busy: number;
+  queued: number;
+}
+
+/**
+ * The URL a worker is started from: the compiled `.js` beside this module, or, when the project
+ * runs from its TypeScript sources (tests, benchmarks), the `.ts` file loaded through tsx.
+ */
+export function workerSource(url: URL): { script: URL | string; evaluate: boolean } {
+  if (!url.pathname.endsWith('.ts')) return { script: url, evaluate: false };
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
+  return { script: bootstrap, evaluate: true };
+}
+
+export class WorkerPool<T, R> {
+  readonly size: number;
+  private readonly slots: Slot<T, R>[] = [];
+  private readonly queue: Job<T, R>[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  /**
+   * @param url the worker module (a `.ts` URL under the sources, `.js` once built)
+   * @param name how failures name the pool ("a rendering worker failed: ...")
+   */
+  constructor(
+    private readonly url: URL,
+    private readonly name: string,
+    size = availableParallelism(),
+  ) {
+    this.size = Math.max(1, size);
+  }
+
+  /** Runs `task` on a worker; `transfer` lists buffers moved to it rather than copied. */
+  run(task: T, transfer: readonly Transferable[] = []): Promise<R> {
+    if (this.closed) return Promise.reject(new Error(`the ${this.name} pool is closed`));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, task, transfer, resolve, reject });
+      this.pump();
+    });
+  }
+
+  stats(): PoolStats {
+    return { size: this.size, workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length };
+  }
+
+  private spawn(): Slot<T, R> {
+    const { script, evaluate } = workerSource(this.url);
+    const worker = new Worker(script, { eval: evaluate });
+    worker.unref();
+    const slot: Slot<T, R> = { worker, job: null };
+    worker.on('message', (reply: Reply<R>) => {
+      const job = slot.job;
+      if (!job || job.id !== reply.id) return;
+      slot.job = null;
+      if (reply.error !== undefined) job.reject(new Error(reply.error));
+      else job.resolve(reply.result as R);
+      this.pump();
+    });
+    const fail = (err: Error): void => {
+      const index = this.slots.indexOf(slot);
+      if (index < 0) return;
+      this.slots.splice(index, 1);
+      const job = slot.job;
+      slot.job = null;
+      job?.reject(new Error(`a ${this.name} worker failed: ${err.message}`));
+      this.pump();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      let slot = this.slots.find((s) => s.job === null);
+      if (!slot) {
+        if (this.slots.length >= this.size) return;
+        slot = this.spawn();
+      }
+      const job = this.queue.shift()!;
+      slot.job = job;
+      slot.worker.ref();
+      slot.worker.postMessage({ id: job.id, task: job.task }, job.transfer);
+    }
+    for (const s of this.slots) if (s.job === null) s.worker.unref();
+  }
+
+  /** Starts every worker now and waits until each has run `task` (loading its modules). */
+  async warm(task: T): Promise<void> {
+    await Promise.all(Array.from({ length: this.size }, () => this.run(task)));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new Error(`the ${this.name} pool is closed`));
+    const slots = this.slots.splice(0);
+    for (const s of slots) s.job?.reject(new Error(`the ${this.name} pool is closed`));
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+}
+
+/**
+ * The worker side: answers each task with `handle`'s result (its buffers listed in `transfer`
+ * are moved, not copied) or with the message of what it threw.
+ */
+export function serveTasks<T, R>(
+  handle: (task: T) => Promise<{ result: R; transfer?: Transferable[] }> | { result: R; transfer?: Transferable[] },
+): void {
+  const port = parentPort;
+  if (!port) throw new Error('serveTasks runs in a worker thread');
+  port.on('message', async ({ id, task }: { id: number; task: T }) => {
+    try {
+      const { result, transfer } = await handle(task);
+      port.postMessage({ id, result } satisfies Reply<R>, transfer ?? []);
+    } catch (err) {
+      port.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies Reply<R>);
+    }
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * Rendering on worker threads gives the same bytes as rendering on the calling thread, reading
+ * the volume in place from shared memory; the pool under it survives failing workers.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { obliqueLayout } from '../src/core/mpr/oblique.js';
+import { allocateVoxels, PixelFormat, type VoxelGrid } from '../src/core/volume/volume.js';
+import { RenderPool } from '../src/services/renderPool.js';
+import { type RenderJob, renderPng } from '../src/services/renderJob.js';
+import { WorkerPool } from '../src/services/workerPool.js';
+
+const NX = 37;
+const NY = 29;
+const NZ = 11;
+
+function grid(shared: boolean): VoxelGrid {
+  const data = shared ? (allocateVoxels(PixelFormat.Int16, NX * NY * NZ) as Int16Array) : new Int16Array(NX * NY * NZ);
+  for (let z = 0; z < NZ; z++) for (let y = 0; y < NY; y++) for (let x = 0; x < NX; x++) data[x + NX * (y + NY * z)] = 13 * x - 7 * y + 50 * z - 400;
+  return { dims: [NX, NY, NZ], voxelSize: [0.7, 0.6, 2.5], pixelFormat: PixelFormat.Int16, data };
+}
+
+const pool = new RenderPool(2);
+afterAll(() => pool.close());
+
+describe('RenderPool', () => {
+  const window = { width: 600, level: -50, invert: false };
+  const jobs = (g: VoxelGrid): RenderJob[] => [
+    { kind: 'mpr', grid: g, mode: 'axial', target: 4, window },
+    { kind: 'mpr', grid: g, mode: 'coronal', target: 20, window: { ...window, invert: true } },
+    { kind: 'mpr', grid: g, mode: 'sagittal', target: 36, window },
+    { kind: 'oblique', grid: g, layout: obliqueLayout(g, { a: 0.7, b: 'axial', c: [18, 14, 5] }, 4096), window },
+    { kind: 'oblique', grid: g, layout: obliqueLayout(g, { a: -1.2, b: 'sagittal', c: [3, 20.5, 7.25] }, 4096), window },
+  ];
+
+  it('renders on workers exactly what the calling thread renders', async () => {
+    const shared = grid(true);
+    expect(shared.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const fromPool = await Promise.all(jobs(shared).map((j) => pool.render(j)));
+    const here = jobs(shared).map(renderPng);
+    for (let i = 0; i < here.length; i++) expect(fromPool[i].equals(here[i]), `job ${i}`).toBe(true);
+    expect(pool.stats().workers).toBeGreaterThan(0);
+  });
+
+  it('reads the volume in place: a change to the shared voxels shows in the next image', async () => {
+    const shared = grid(true);
+    const job: RenderJob = { kind: 'mpr', grid: shared, mode: 'axial', target: 0, window };
+    const before = await pool.render(job);
+    shared.data.fill(-5000, 0, NX * NY); // below the window: black
+    const after = await pool.render(job);
+    expect(after.equals(before)).toBe(false);
+    expect(after.equals(renderPng(job))).toBe(true);
+  });
+
+  it('renders a grid outside shared memory on the calling thread, to the same bytes', async () => {
+    const plain = grid(false);
+    const shared = grid(true);
+    for (const [a, b] of jobs(plain).map((j, i) => [j, jobs(shared)[i]] as const)) {
+      expect((await pool.render(a)).equals(await pool.render(b))).toBe(true);
+    }
+  });
+
+  it('passes a failure back as an error naming it', async () => {
+    const job: RenderJob = { kind: 'mpr', grid: grid(true), mode: 'axial', target: NZ, window };
+    await expect(pool.render(job)).rejects.toThrow(/parameter 'target' must be an integer from 0 to 10/);
+  });
+});
+
+describe('WorkerPool', () => {
+  const url = new URL('./fixtures/echoWorker.ts', import.meta.url);
+
+  it('runs tasks, fails only the task of a worker that dies, and replaces the worker', async () => {
+    const echo = new WorkerPool<string, string>(url, 'test', 2);
+    try {
+      expect(await Promise.all(['a', 'b', 'c'].map((t) => echo.run(t)))).toEqual(['echo a', 'echo b', 'echo c']);
+      await expect(echo.run('throw')).rejects.toThrow('asked to throw');
+      await expect(echo.run('exit')).rejects.toThrow('a test worker failed: exited with code 3');
+      expect(await echo.run('d')).toBe('echo d');
+      expect(echo.stats()).toMatchObject({ size: 2, busy: 0, queued: 0 });
+    } finally {
+      await echo.close();
+    }
+    await expect(echo.run('e')).rejects.toThrow('the test pool is closed');
+  });
+
+  it('refuses queued tasks when closed', async () => {
+    const echo = new WorkerPool<string, string>(url, 'test', 1);
+    const running = expect(echo.run('x')).rejects.toThrow('the test pool is closed');
+    const queued = expect(echo.run('y')).rejects.toThrow('the test pool is closed');
+    await echo.close();
+    await running;
+    await queued;
+  });
+});
