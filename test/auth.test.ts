@@ -4,7 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import { CircusError } from '../src/core/errors.js';
 import { addressAllowed, addressList } from '../src/config/addresses.js';
+import { buildApp } from '../src/http/app.js';
 import { createServer, type Server } from '../src/server.js';
+import { createCacheRegions } from '../src/services/cacheRegions.js';
+import { VolumeService } from '../src/services/volumeService.js';
 import { TokenService } from '../src/services/tokens.js';
 import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
 
@@ -155,6 +158,10 @@ describe('authentication mode over HTTP', () => {
     expect(scheme.json().message).toMatch(/Bearer <token>/);
     // A series that does not exist is 401 without a token: nothing is told about it.
     expect((await request(s, '/metadata?series=7.7.7')).statusCode).toBe(401);
+    // A malformed series parameter is 400 before any token is asked for.
+    const malformed = await request(s, '/metadata?series=1..2');
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().message).toMatch(/parameter 'series' must be a DICOM UID/);
   });
 
   it('shares tokens between instances with the same secret, not with another secret', async () => {
@@ -250,6 +257,17 @@ describe('access declared per route', () => {
     }
   });
 
+  it('authentication mode without a token service refuses to build', () => {
+    const cache = createCacheRegions(1 << 20);
+    const volumes = new VolumeService({ find: async () => null }, cache.volumes, {
+      maxVoxels: 1,
+      readLimits: { maxInflatedBytes: 1 },
+      concurrency: 1,
+      log: () => {},
+    });
+    expect(() => buildApp({ config: { ...loadConfig({ env: {} }), auth: true }, volumes, cache, version: 'test' })).toThrow(/needs a token service/);
+  });
+
   it('a route without a declaration stops the server from starting', async () => {
     const t = new TempDir();
     const s = createServer(loadConfig({ flags: { dataDir: t.path }, env: {} }), { useIndex: false });
@@ -317,6 +335,31 @@ describe('HTTP hardening', () => {
         result: 'ng',
         message: 'bad request: the request line and headers are too long',
       });
+      // Garbage after a request whose answer is still being sent closes the connection; it never
+      // splices an error into the middle of that answer.
+      const noisy = '1.2.3.77';
+      writeSeries(join(tmp.path, noisy), {
+        uid: noisy,
+        columns: 256,
+        rows: 256,
+        slices: 40,
+        value: (x, y, k) => ((x * 7919 + y * 104729 + k * 1299709) % 2003) - 1000,
+      });
+      const spliced = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET /raw?series=${noisy}&format=voxels HTTP/1.1\r\nHost: x\r\n\r\n`));
+        let out = '';
+        socket.once('data', (d) => {
+          out += d.toString('latin1');
+          socket.pause(); // the rest of the answer waits in the server
+          socket.write('NOT HTTP AT ALL\r\n\r\n');
+          setTimeout(() => socket.resume(), 200);
+          socket.on('data', (more) => (out += more.toString('latin1')));
+        });
+        socket.on('close', () => resolve(out));
+        socket.on('error', reject);
+      });
+      expect(spliced).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(spliced).not.toMatch(/400 Bad Request|"result":"ng"/);
       const garbage = await raw('NOT HTTP AT ALL\r\n\r\n');
       expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4)).result).toBe('ng');

@@ -1,5 +1,5 @@
 import { decode } from 'fast-png';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -366,6 +366,23 @@ describe('BitsAllocated 1 volumes', () => {
       tweakElements: ow,
     });
     expect(Array.from((await load([path])).data)).toEqual(Array.from(single.data));
+  });
+
+  it('reads pixel bytes written by hand as DICOM packs them: first pixel in the least significant bit', async () => {
+    // 15 pixels in 2 bytes: 0x01 sets pixel 0, 0x40 sets pixel 8 + 6 = 14 (the last one).
+    const bytes = new Uint8Array([0x01, 0x40]);
+    const expected = Array.from({ length: NX * NY }, (_, i) => (i === 0 || i === 14 ? 1 : 0));
+    const withBytes = (elements: WriteElement[], vr: string) => elements.map((e) => (e.tag === Tags.PixelData ? { ...e, vr, value: bytes } : e));
+    const le = writeSeries(join(tmp.path, 'by-hand-le'), maskSeries('1.2.3.450', { slices: 1, tweakElements: (_, e) => withBytes(e, 'OB') }));
+    expect(readFileSync(le[0]).subarray(-2)).toEqual(Buffer.from([0x01, 0x40]));
+    expect(Array.from((await load(le)).data)).toEqual(expected);
+    // Big endian OW: the file holds the 16-bit word 0x4001 as 0x40 0x01.
+    const be = writeSeries(
+      join(tmp.path, 'by-hand-be'),
+      maskSeries('1.2.3.451', { slices: 1, transferSyntax: TransferSyntax.ExplicitBig, tweakElements: (_, e) => withBytes(e, 'OW') }),
+    );
+    expect(readFileSync(be[0]).subarray(-2)).toEqual(Buffer.from([0x40, 0x01]));
+    expect(Array.from((await load(be)).data)).toEqual(expected);
   });
 
   async function expectRefusal(paths: string[], status: number, pattern: RegExp): Promise<void> {

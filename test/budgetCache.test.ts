@@ -120,6 +120,18 @@ describe('cache regions', () => {
     });
   });
 
+  it('a region that does not evict others loads only into free room or its own room', async () => {
+    const cache = new BudgetCache(100);
+    const volumes = cache.region<string>('volumes', { evictsOthers: true });
+    const images = cache.region<string>('images', { evictsOthers: false });
+    await volumes.get('a', value(80));
+    const err = await images.get('x', value(50)).catch((e: unknown) => e);
+    expect((err as CircusError).status).toBe(503);
+    expect(volumes.peek('a')).toBe('v80');
+    expect(await images.get('y', value(20))).toBe('v20');
+    expect(cache.stats()).toMatchObject({ usedBytes: 100, reservedBytes: 0 });
+  });
+
   it("delete frees a value's bytes in its region only, and names are unique", async () => {
     const cache = new BudgetCache(100);
     const a = cache.region<string>('a', { evictsOthers: true });

@@ -57,7 +57,7 @@ const SOURCES: { name: string; make: () => Promise<{ source: SeriesSource; close
     name: 'memory',
     make: async () => {
       const source = new MemorySource();
-      // Added out of order: a source keeps the order it was given; slice order comes from geometry.
+      // A memory source keeps the order it was given (slice order comes later, from geometry).
       for (const name of NAMES) expect(source.addDicom(name, written.get(name)!)).toBe(UID);
       return { source };
     },
@@ -198,14 +198,14 @@ describe('a server on a series in memory', () => {
   });
 
   it('loads straight from instances with a pool given bytes, not paths', async () => {
-    const memory = new MemorySource();
+    const memory = inMemory.source as MemorySource;
+    expect(memory.seriesUids()).toEqual([UID, RLE_UID].sort());
     const pool = new DecodePool(1);
     try {
-      const found = await (inMemory.source as MemorySource).find(RLE_UID);
+      const found = await memory.find(RLE_UID);
       for (const i of found!.instances) expect((await i.forWorker()).kind).toBe('bytes');
       const v = await loadVolume(found!.instances, { maxVoxels: 1e6, pool });
       expect(v.dims).toEqual([6, 5, 4]);
-      expect(memory.seriesUids()).toEqual([]);
     } finally {
       await pool.close();
     }

@@ -55,6 +55,8 @@ declare module 'fastify' {
 export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center';
 
 export function buildApp(deps: AppDeps): FastifyInstance {
+  // Authentication without a way to check tokens would let every request through.
+  if (deps.config.auth && !deps.tokens) throw new Error('authentication mode needs a token service');
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
@@ -68,6 +70,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Requests Node's parser refuses (headers too long, malformed) get the contract's body too.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      // A response already under way on this connection (a /raw download) must not get another
+      // one spliced into its body: the connection is only closed.
+      const current = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (current?.headersSent) {
+        socket.destroy(err);
+        return;
+      }
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       const message =
         err.code === 'HPE_HEADER_OVERFLOW'

@@ -165,9 +165,10 @@ export class BudgetCache {
 
   private async runLoad(region: CacheRegion<unknown>, id: string, load: Loader<unknown>): Promise<unknown> {
     try {
-      const { value, bytes } = await load((b) => this.reserve(id, b));
+      const only = region.policy.evictsOthers ? undefined : region;
+      const { value, bytes } = await load((b) => this.reserve(id, b, only));
       this.setReservation(id, 0);
-      this.makeRoom(bytes, id);
+      this.makeRoom(bytes, id, only);
       this.add(region, id, value, bytes);
       return value;
     } finally {
@@ -195,7 +196,8 @@ export class BudgetCache {
     else this.reservations.delete(id);
   }
 
-  private async reserve(id: string, bytes: number): Promise<void> {
+  /** Reserves `bytes` for the load `id`, evicting (from region `only` when given) or waiting for other loads. */
+  private async reserve(id: string, bytes: number, only?: CacheRegion<unknown>): Promise<void> {
     if (bytes > this.budgetBytes) {
       throw tooLarge(`the data needs ${bytes} bytes, more than the cache budget cacheBytes (${this.budgetBytes})`);
     }
@@ -205,10 +207,10 @@ export class BudgetCache {
       const others = [...this.loading].filter(([k]) => k !== id && (this.reservations.get(k) ?? 0) > 0).map(([, p]) => p);
       const left = deadline - Date.now();
       if (others.length === 0 || left <= 0) {
-        this.makeRoom(more, id);
+        this.makeRoom(more, id, only);
         break;
       }
-      if (this.tryMakeRoom(more, id)) break;
+      if (this.tryMakeRoom(more, id, only)) break;
       // Other loads hold the room: wait until one of them ends, then try again.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

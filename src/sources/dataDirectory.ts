@@ -70,7 +70,7 @@ export class DataDirectorySource implements SeriesSource {
   async find(seriesUid: string): Promise<SeriesInstances | null> {
     const found = await this.findFiles(seriesUid);
     if (!found) return null;
-    return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p))), origin: `data directory (${found.layout} layout)` };
+    return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p))) };
   }
 
   /** The files of a series (absolute paths, natural order) and the layout they were found in. */

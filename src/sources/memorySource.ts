@@ -59,6 +59,6 @@ export class MemorySource implements SeriesSource {
 
   async find(seriesUid: string): Promise<SeriesInstances | null> {
     const instances = this.series.get(seriesUid);
-    return instances ? { instances: [...instances], origin: 'memory' } : null;
+    return instances ? { instances: [...instances] } : null;
   }
 }

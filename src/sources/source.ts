@@ -29,8 +29,6 @@ export interface Instance {
 export interface SeriesInstances {
   /** In the source's own order (natural file order for folders); slice order comes later, from geometry. */
   instances: Instance[];
-  /** Where they were found, for logs and /status (a layout name, a source name). */
-  origin: string;
 }
 
 export interface SeriesSource {
