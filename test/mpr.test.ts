@@ -76,6 +76,28 @@ describe('windowing', () => {
     expect(Array.from(out)).toEqual(Array.from(values).map((v) => windowValue(v, w)));
   });
 
+  it('tables built only across the window span equal the formula everywhere, for any window', () => {
+    const windows = [
+      { width: 1, level: 0.5, invert: false },
+      { width: 0.25, level: -3.1, invert: true },
+      { width: 400, level: 40, invert: false },
+      { width: 3, level: 32767, invert: false },
+      { width: 7, level: -32768, invert: true },
+      { width: 100000, level: 0, invert: false },
+      { width: 20, level: 70000, invert: false },
+      { width: 20, level: -70000, invert: true },
+      { width: 1e-3, level: 12.5, invert: false },
+    ];
+    for (const w of windows) {
+      for (const format of [PixelFormat.Int16, PixelFormat.UInt16, PixelFormat.Int8, PixelFormat.UInt8]) {
+        const { table, offset } = windowTable(format, w)!;
+        for (let i = 0; i < table.length; i++) {
+          if (table[i] !== windowValue(i - offset, w)) throw new Error(`format ${format} window ${JSON.stringify(w)} value ${i - offset}`);
+        }
+      }
+    }
+  });
+
   it('refuses a width that is not positive', () => {
     expect(() => windowInto(new Int16Array(1), PixelFormat.Int16, { width: 0, level: 0, invert: false }, new Uint8Array(1))).toThrow(CircusError);
   });

@@ -73,7 +73,14 @@ export function windowTable(format: PixelFormat, w: WindowSpec): { table: Uint8A
     return { table, offset };
   }
   table = new Uint8Array(size);
-  for (let i = 0; i < size; i++) table[i] = windowValue(i - offset, w);
+  // Only values within a voxel of the window's span need the formula: below it every value is
+  // clamped to what the lowest value gives, above it to what the highest gives (the mapping is
+  // monotonic), so a CT window 400 wide computes about 400 of 65536 entries.
+  const lo = Math.max(0, Math.min(size, Math.floor(w.level - w.width / 2) - 1 + offset));
+  const hi = Math.max(lo, Math.min(size, Math.ceil(w.level + w.width / 2) + 2 + offset));
+  table.fill(windowValue(-offset, w), 0, lo);
+  for (let i = lo; i < hi; i++) table[i] = windowValue(i - offset, w);
+  table.fill(windowValue(size - 1 - offset, w), hi);
   if (tables.size >= MAX_TABLES) tables.delete(tables.keys().next().value!);
   tables.set(key, table);
   return { table, offset };
