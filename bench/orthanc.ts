@@ -15,10 +15,13 @@
  * decoded with fast-png, to check that they are the same slice in the same window: size, pixel
  * format and the mean and largest absolute difference are printed. Then autocannon, in a child
  * process, with 16 connections for 10 s each (after a 3 s warm-up each), against
- *   circus-rs  /mpr?series=UID&mode=axial&target=150&ww=400&wl=40
- *   Orthanc    /instances/{id}/frames/0/rendered?window-center=40&window-width=400  (Accept: image/png)
- * (the parameter names are those of Orthanc's OpenAPI description, `Orthanc --openapi`), and
- * prints requests/s, latency p50/p99, errors and non-2xx of each and the ratio of requests/s.
+ *   circus-rs  /mpr?series=UID&mode=axial&target=150&ww=400&wl=L
+ *   Orthanc    /instances/{id}/frames/0/rendered?window-center=L&window-width=400  (Accept: image/png)
+ * (the parameter names are those of Orthanc's OpenAPI description, `Orthanc --openapi`) twice:
+ * rendered every time (each request its own window level L = 40 + i/1000, so circus-rs's image
+ * cache never answers), and one URL asked again and again (L = 40: circus-rs answers from its
+ * cache of rendered images after the first request). It prints requests/s, latency p50/p99,
+ * errors and non-2xx of each and the ratio of requests/s for both.
  * Orthanc is stopped and the temporary folder deleted at the end, on errors and on Ctrl-C.
  * Figures only; nothing is asserted.
  */
@@ -204,15 +207,24 @@ try {
     );
   }
 
+  // Every request its own window level: nothing can come from a cache of rendered images.
+  const fresh = 30000;
+  const ourFresh = Array.from({ length: fresh }, (_, i) => `/mpr?series=${SERIES_UID}&mode=axial&target=${k}&ww=${WW}&wl=${WL + i / 1000}`);
+  const theirFresh = Array.from({ length: fresh }, (_, i) => `/instances/${id}/frames/0/rendered?window-center=${WL + i / 1000}&window-width=${WW}`);
   // Warm both (JIT, Orthanc's storage cache), then measure.
-  await inWorker({ kind: 'autocannon', base: cbase, paths: [ourPath], connections: CONNECTIONS, seconds: 3 });
-  await inWorker({ kind: 'autocannon', base: obase, paths: [theirPath], connections: CONNECTIONS, seconds: 3, headers: accept });
-  console.log(`autocannon, ${CONNECTIONS} connections, ${SECONDS} s, slice z=${k}, window ${WW}/${WL}:`);
-  const us = await inWorker({ kind: 'autocannon', base: cbase, paths: [ourPath], connections: CONNECTIONS, seconds: SECONDS });
-  console.log(loadLine('circus-rs /mpr axial', us));
-  const them = await inWorker({ kind: 'autocannon', base: obase, paths: [theirPath], connections: CONNECTIONS, seconds: SECONDS, headers: accept });
-  console.log(loadLine('Orthanc /instances/{id}/frames/0/rendered', them));
-  console.log(`  circus-rs / Orthanc requests per second: ${(us.requestsPerSecond / them.requestsPerSecond).toFixed(2)}x`);
+  await inWorker({ kind: 'autocannon', base: cbase, paths: ourFresh, connections: CONNECTIONS, seconds: 3 });
+  await inWorker({ kind: 'autocannon', base: obase, paths: theirFresh, connections: CONNECTIONS, seconds: 3, headers: accept });
+  for (const [label, ours, theirs] of [
+    ['rendered every time (each request its own window level)', ourFresh, theirFresh],
+    [`one URL again and again (window ${WW}/${WL}; circus-rs answers from its image cache)`, [ourPath], [theirPath]],
+  ] as const) {
+    console.log(`autocannon, ${CONNECTIONS} connections, ${SECONDS} s, slice z=${k}, ${label}:`);
+    const us = await inWorker({ kind: 'autocannon', base: cbase, paths: [...ours], connections: CONNECTIONS, seconds: SECONDS });
+    console.log(loadLine('circus-rs /mpr axial', us));
+    const them = await inWorker({ kind: 'autocannon', base: obase, paths: [...theirs], connections: CONNECTIONS, seconds: SECONDS, headers: accept });
+    console.log(loadLine('Orthanc /instances/{id}/frames/0/rendered', them));
+    console.log(`  circus-rs / Orthanc requests per second: ${(us.requestsPerSecond / them.requestsPerSecond).toFixed(2)}x`);
+  }
 } finally {
   await cleanup();
 }
