@@ -82,6 +82,19 @@ describe('WorkerPool', () => {
     await expect(echo.run('e')).rejects.toThrow('the test pool is closed');
   });
 
+  it('stops a task that runs past its time, and goes on with a new worker', async () => {
+    const echo = new WorkerPool<string, string>(url, 'test', 1, 1500);
+    try {
+      expect(await echo.run('warm')).toBe('echo warm'); // the worker has started
+      const started = Date.now();
+      await expect(echo.run('loop')).rejects.toThrow('a test task ran longer than 1500 ms and was stopped');
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await echo.run('after')).toBe('echo after');
+    } finally {
+      await echo.close();
+    }
+  });
+
   it('refuses queued tasks when closed', async () => {
     const echo = new WorkerPool<string, string>(url, 'test', 1);
     const running = expect(echo.run('x')).rejects.toThrow('the test pool is closed');

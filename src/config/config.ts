@@ -92,6 +92,13 @@ export const OPTIONS = {
     max: 64,
     description: 'worker threads rendering images (0: one per core)',
   },
+  workerTaskTimeoutMs: {
+    kind: 'integer',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    description: 'longest a worker thread may spend on one task (decoding frames, rendering an image) before it is stopped',
+  },
   loadConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'files read at once while loading a series' },
   corsOrigin: { kind: 'string', default: '*', description: 'value of Access-Control-Allow-Origin' },
   logLevel: {

@@ -19,8 +19,9 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './renderWorker.ts'
 export class RenderPool implements Renderer {
   private readonly pool: WorkerPool<RenderJob | null, Uint8Array | null>;
 
-  constructor(size?: number) {
-    this.pool = new WorkerPool(WORKER_URL, 'rendering', size);
+  /** @param taskTimeoutMs longest one image may take before its worker is stopped (the request then fails) */
+  constructor(size?: number, taskTimeoutMs?: number) {
+    this.pool = new WorkerPool(WORKER_URL, 'rendering', size, taskTimeoutMs);
   }
 
   async render(job: RenderJob): Promise<Buffer> {

@@ -7,6 +7,8 @@
  *   keep the process alive.
  * - A worker that fails (throws outside a task, exits, runs out of memory) fails only the task
  *   it was running and is replaced on the next task.
+ * - A task that runs longer than `taskTimeoutMs` (a decoder looping on a crafted frame) has its
+ *   worker terminated and fails with an error saying so; nothing waits for it forever.
  * - After `close`, queued tasks are refused and workers are terminated.
  *
  * The worker module answers with `serveTasks` (below): each message `{ id, task }` gets
@@ -26,6 +28,7 @@ interface Job<T, R> {
 interface Slot<T, R> {
   worker: Worker;
   job: Job<T, R> | null;
+  timer: NodeJS.Timeout | null;
 }
 
 type Reply<R> = { id: number; result: R; error?: undefined } | { id: number; error: string; result?: undefined };
@@ -57,11 +60,13 @@ export class WorkerPool<T, R> {
   /**
    * @param url the worker module (a `.ts` URL under the sources, `.js` once built)
    * @param name how failures name the pool ("a rendering worker failed: ...")
+   * @param taskTimeoutMs longest a task may run before its worker is terminated (Infinity: no limit)
    */
   constructor(
     private readonly url: URL,
     private readonly name: string,
     size = availableParallelism(),
+    private readonly taskTimeoutMs = Number.POSITIVE_INFINITY,
   ) {
     this.size = Math.max(1, size);
   }
@@ -83,11 +88,12 @@ export class WorkerPool<T, R> {
     const { script, evaluate } = workerSource(this.url);
     const worker = new Worker(script, { eval: evaluate });
     worker.unref();
-    const slot: Slot<T, R> = { worker, job: null };
+    const slot: Slot<T, R> = { worker, job: null, timer: null };
     worker.on('message', (reply: Reply<R>) => {
       const job = slot.job;
       if (!job || job.id !== reply.id) return;
       slot.job = null;
+      this.clearTimer(slot);
       if (reply.error !== undefined) job.reject(new Error(reply.error));
       else job.resolve(reply.result as R);
       this.pump();
@@ -96,11 +102,13 @@ export class WorkerPool<T, R> {
       const index = this.slots.indexOf(slot);
       if (index < 0) return;
       this.slots.splice(index, 1);
+      this.clearTimer(slot);
       const job = slot.job;
       slot.job = null;
       job?.reject(new Error(`a ${this.name} worker failed: ${err.message}`));
       this.pump();
     };
+
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
     this.slots.push(slot);
@@ -117,9 +125,31 @@ export class WorkerPool<T, R> {
       const job = this.queue.shift()!;
       slot.job = job;
       slot.worker.ref();
+      if (Number.isFinite(this.taskTimeoutMs)) {
+        const target = slot;
+        slot.timer = setTimeout(() => this.stopLate(target), this.taskTimeoutMs);
+      }
       slot.worker.postMessage({ id: job.id, task: job.task }, job.transfer);
     }
     for (const s of this.slots) if (s.job === null) s.worker.unref();
+  }
+
+  private clearTimer(slot: Slot<T, R>): void {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+  }
+
+  /** A task past its time: its worker is terminated (it may be stuck in a loop) and replaced later. */
+  private stopLate(slot: Slot<T, R>): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    this.slots.splice(index, 1);
+    slot.timer = null;
+    const job = slot.job;
+    slot.job = null;
+    void slot.worker.terminate();
+    job?.reject(new Error(`a ${this.name} task ran longer than ${this.taskTimeoutMs} ms and was stopped`));
+    this.pump();
   }
 
   /** Starts every worker now and waits until each has run `task` (loading its modules). */
@@ -131,7 +161,10 @@ export class WorkerPool<T, R> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error(`the ${this.name} pool is closed`));
     const slots = this.slots.splice(0);
-    for (const s of slots) s.job?.reject(new Error(`the ${this.name} pool is closed`));
+    for (const s of slots) {
+      this.clearTimer(s);
+      s.job?.reject(new Error(`the ${this.name} pool is closed`));
+    }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
