@@ -63,7 +63,9 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
-  const renderPool = options.renderer ? null : new RenderPool(config.renderWorkers > 0 ? config.renderWorkers : availableParallelism(), config.workerTaskTimeoutMs);
+  const renderPool = options.renderer
+    ? null
+    : new RenderPool(config.renderWorkers > 0 ? config.renderWorkers : availableParallelism(), config.workerTaskTimeoutMs);
   const renderer: Renderer = options.renderer ?? renderPool!;
   if (options.warmWorkers) {
     pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
