@@ -8,8 +8,8 @@
  * CT-like correlated noise; -1024 .. 3071 HU stored as signed Int16, so negatives throughout),
  * written as Explicit VR Little Endian and transcoded, slice by slice and two tools at a time,
  * into each lossless syntax: RLE (dcmcrle), JPEG Lossless SV1 (dcmcjpeg +e1), JPEG-LS (dcmcjpls),
- * JPEG 2000 (gdcmconv --j2k) and HTJ2K (ojph_compress from the raw samples, wrapped into DICOM
- * here). Each syntax is its own series (own SeriesInstanceUID) under
+ * JPEG 2000 (gdcmconv --j2k) and HTJ2K (ojph_compress from the raw samples, as conformant signed
+ * codestreams (bench/htj2k.ts), wrapped into DICOM here). Each syntax is its own series (own SeriesInstanceUID) under
  * .bench-data/codecs/<syntax>/<uid>/, kept and reused on later runs; when written, every file's
  * syntax is checked and the middle slice decoded (as the workers do) and compared bit for bit.
  *
@@ -27,23 +27,32 @@
  * answer while it loads (/status is asked every 20 ms through app.inject, each timed from when it
  * was due, so a timer held back by a busy event loop counts), CPU time of the process (every
  * thread) and peak RSS (decoding threads included); and the pool's speed-up over one worker.
+ * Beside it, a native baseline measured in the same run: GDCM (Debian's python3-gdcm, in
+ * /usr/bin/python3) decoding the same files in one process pinned to one core (GDCM otherwise
+ * decodes JPEG 2000 on several threads; every file read with
+ * gdcm.ImageReader first; only the loop over the images' GetBuffer is timed), in MB/s of decoded
+ * voxels, and the pool's cold-load rate over it. GDCM 3.0 reads no HTJ2K, so for HTJ2K the
+ * baseline is OpenJPH's own ojph_expand (openjph-tools) on the same codestreams, its decoding
+ * time as it reports it, summed. A missing python3-gdcm or ojph_expand skips its baseline, said so.
  * Figures only; nothing is asserted. About 3 minutes, plus about 2.5 minutes of transcoding on
  * the first run (2 cores).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config/config.js';
+import { PixelFormat } from '../src/core/volume/volume.js';
 import { decodeFrame, initCodecs } from '../src/dicom/codecs.js';
+import { type DecodeTarget, DecodePool } from '../src/dicom/decodePool.js';
 import { encapsulatedFrames } from '../src/dicom/frames.js';
 import { parseDicom } from '../src/dicom/parser.js';
 import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer } from '../src/server.js';
+import { markSigned, offsetToUnsigned, ojphArgs } from './htj2k.js';
 import { phantomSlices } from './phantom.js';
 
 const NX = 512;
@@ -69,7 +78,7 @@ interface Syntax {
   slices: number;
   /** The command that turns the Explicit VR LE file `src` into `out`; null: `src` is the file. */
   tool: ((src: string, out: string) => [string, string[]]) | null;
-  /** Encodes raw samples instead of a DICOM file (HTJ2K): the command from `raw` to `out`. */
+  /** Encodes raw samples instead of a DICOM file (HTJ2K): the command from `raw` (offset to unsigned) to `out`. */
   rawTool?: (raw: string, out: string) => [string, string[]];
 }
 
@@ -81,33 +90,13 @@ const SYNTAXES: Syntax[] = (
     { key: 'jpeg-ls', name: 'JPEG-LS Lossless', ts: '1.2.840.10008.1.2.4.80', tool: (src, out) => ['dcmcjpls', [src, out]] },
     { key: 'j2k', name: 'JPEG 2000 Lossless', ts: '1.2.840.10008.1.2.4.90', tool: (src, out) => ['gdcmconv', ['--j2k', src, out]] },
     {
-      key: 'htj2k',
+      // Conformant signed codestreams (bench/htj2k.ts); the key changed with them, so series
+      // written before from the words as given (read as unsigned) are not reused.
+      key: 'htj2k-signed',
       name: 'HTJ2K Lossless',
       ts: '1.2.840.10008.1.2.4.201',
       tool: null,
-      rawTool: (raw, out) => [
-        'ojph_compress',
-        [
-          '-i',
-          raw,
-          '-o',
-          out,
-          '-dims',
-          `{${NX},${NY}}`,
-          '-num_comps',
-          '1',
-          '-signed',
-          'true',
-          '-bit_depth',
-          '16',
-          '-downsamp',
-          '{1,1}',
-          '-reversible',
-          'true',
-          '-prog_order',
-          'LRCP',
-        ],
-      ],
+      rawTool: (raw, out) => ['ojph_compress', ojphArgs(raw, out, NX, NY, ['-reversible', 'true', '-prog_order', 'LRCP'])],
     },
   ] satisfies Omit<Syntax, 'uid' | 'slices'>[]
 ).map((s, i) => ({ ...s, uid: `1.2.826.0.1.3680043.10.1453.600.${i + 1}`, slices: NZ }));
@@ -183,6 +172,8 @@ async function checkSlice(s: Syntax, dir: string, k: number, expected: Int16Arra
 
 /** Writes and transcodes every series not already complete under ROOT. */
 async function ensureSeries(): Promise<void> {
+  // HTJ2K series written before the codestreams were conformant (signed input read as unsigned).
+  rmSync(join(ROOT, 'htj2k'), { recursive: true, force: true });
   const missing = SYNTAXES.filter((s) => !isComplete(s));
   if (missing.length === 0) return;
   console.log(`writing ${missing.map((s) => s.name).join(', ')} under ${ROOT} (once; later runs reuse them)`);
@@ -205,11 +196,11 @@ async function ensureSeries(): Promise<void> {
       if (s.rawTool) {
         const raw = join(work, `${k}.yuv`);
         const out = join(work, `${k}.j2c`);
-        writeFileSync(raw, pixels);
+        writeFileSync(raw, offsetToUnsigned(new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength)));
         const [cmd, args] = s.rawTool(raw, out);
         await exec(cmd, args);
         const elements = sliceElements(s, k, new Int16Array(0));
-        writeFileSync(target, writeDicom(elements, { transferSyntax: s.ts, encapsulated: [readFileSync(out)] }));
+        writeFileSync(target, writeDicom(elements, { transferSyntax: s.ts, encapsulated: [markSigned(readFileSync(out))] }));
         rmSync(raw);
         rmSync(out);
       } else if (s.tool) {
@@ -321,32 +312,36 @@ interface WorkerTiming {
   frameMs: number;
 }
 
-const WORKER_URL = new URL('../src/dicom/decodeWorker.ts', import.meta.url);
-
-/** A decoding worker started as DecodePool starts one from the sources; decode(k) runs slice k as one task. */
-function startWorker(s: Syntax): { decode: (k: number) => Promise<void>; terminate: () => Promise<number> } {
-  const worker = new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`, {
-    eval: true,
+/**
+ * A decoding pool of `size` workers (started from the sources as the server starts them);
+ * decode(k) decodes slice k as one task into a slice of shared memory, as a load does.
+ */
+function startPool(s: Syntax, size: number): { decode: (k: number) => Promise<void>; close: () => Promise<void> } {
+  const pool = new DecodePool(size);
+  const voxels = NX * NY;
+  const target = (): DecodeTarget => ({
+    buffer: new SharedArrayBuffer(voxels * 2),
+    format: PixelFormat.Int16,
+    byteOffsets: [0],
+    voxels,
+    bits: { bitsAllocated: 16, bitsStored: 16, highBit: 15, pixelRepresentation: 1 },
   });
-  let id = 0;
-  const decode = (k: number): Promise<void> =>
-    new Promise((resolvePromise, reject) => {
-      const task = { id: ++id, path: join(seriesDir(s), sliceName(k)), frames: [0], maxInflatedBytes: 1 << 30 };
-      worker.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolvePromise()));
-      worker.postMessage(task);
-    });
-  return { decode, terminate: () => worker.terminate() };
+  const decode = async (k: number): Promise<void> => {
+    await pool.decode({ kind: 'file', path: join(seriesDir(s), sliceName(k)) }, [0], 1 << 30, target());
+  };
+  return { decode, close: () => pool.close() };
 }
 
 async function timeWorker(s: Syntax): Promise<WorkerTiming> {
   // Several at once first (as a cold pool starts), then one alone, which is then timed warm.
+  const cores = availableParallelism();
   let t0 = performance.now();
-  const all = Array.from({ length: availableParallelism() }, () => startWorker(s));
-  await Promise.all(all.map((w, i) => w.decode(i)));
+  const all = startPool(s, cores);
+  await Promise.all(Array.from({ length: cores }, (_, i) => all.decode(i)));
   const firstAllMs = performance.now() - t0;
-  await Promise.all(all.map((w) => w.terminate()));
+  await all.close();
   t0 = performance.now();
-  const w = startWorker(s);
+  const w = startPool(s, 1);
   try {
     await w.decode(0);
     const firstMs = performance.now() - t0;
@@ -360,7 +355,99 @@ async function timeWorker(s: Syntax): Promise<WorkerTiming> {
     }
     return { firstMs, firstAllMs, frameMs: median(times) };
   } finally {
-    await w.terminate();
+    await w.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native baseline: GDCM (python3-gdcm) decoding the same files on one core; OpenJPH's
+// ojph_expand for HTJ2K, which GDCM 3.0 does not read
+
+const PYTHON = '/usr/bin/python3';
+/** The pool's cold-load rate aimed at, as a multiple of the native one-core rate. */
+const TARGET = 1.5;
+
+/**
+ * Pinned to one core, reads every file of each folder given, then times GetBuffer over them;
+ * one JSON line a folder.
+ */
+const GDCM_SCRIPT = `
+import glob, json, os, sys, time
+import gdcm
+gdcm.Trace.SetWarning(False)
+gdcm.Trace.SetError(False)
+# One core: GDCM has OpenJPEG decode JPEG 2000 on several threads otherwise.
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+for folder in sys.argv[1:]:
+    readers = []
+    for path in sorted(glob.glob(os.path.join(folder, '*.dcm'))):
+        r = gdcm.ImageReader()
+        r.SetFileName(path)
+        if not r.Read():
+            break
+        readers.append(r)
+    else:
+        t0 = time.perf_counter()
+        total = 0
+        for r in readers:
+            total += len(r.GetImage().GetBuffer())
+        seconds = time.perf_counter() - t0
+        print(json.dumps({'folder': folder, 'frames': len(readers), 'bytes': total, 'seconds': seconds}))
+        continue
+    print(json.dumps({'folder': folder, 'error': 'GDCM cannot read ' + path}))
+`;
+
+interface Baseline {
+  /** Who decoded (GDCM, or OpenJPH for HTJ2K). */
+  by: string;
+  mbPerS?: number;
+  /** Why there is no figure. */
+  skipped?: string;
+}
+
+function gdcmBaselines(syntaxes: Syntax[]): Map<string, Baseline> {
+  const result = new Map<string, Baseline>();
+  try {
+    execFileSync(PYTHON, ['-c', 'import gdcm'], { stdio: 'pipe' });
+  } catch {
+    for (const s of syntaxes) result.set(s.key, { by: 'GDCM', skipped: `${PYTHON} cannot import gdcm (Debian's python3-gdcm): baseline skipped` });
+    return result;
+  }
+  const out = execFileSync(PYTHON, ['-c', GDCM_SCRIPT, ...syntaxes.map(seriesDir)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const lines = out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { folder: string; bytes?: number; seconds?: number; error?: string });
+  for (const s of syntaxes) {
+    const line = lines.find((l) => l.folder === seriesDir(s));
+    if (!line || line.error || !line.bytes || !line.seconds) result.set(s.key, { by: 'GDCM', skipped: line?.error ?? 'no answer from GDCM' });
+    else result.set(s.key, { by: 'GDCM', mbPerS: line.bytes / 1e6 / line.seconds });
+  }
+  return result;
+}
+
+/** OpenJPH's ojph_expand on each slice's codestream: the decoding times it prints, summed. */
+function ojphBaseline(s: Syntax): Baseline {
+  try {
+    execFileSync('which', ['ojph_expand'], { stdio: 'pipe' });
+  } catch {
+    return { by: 'ojph_expand', skipped: 'ojph_expand (openjph-tools) is not installed: baseline skipped' };
+  }
+  const work = mkdtempSync(join(tmpdir(), 'circus-ojph-'));
+  try {
+    let seconds = 0;
+    for (let k = 0; k < s.slices; k++) {
+      const parsed = parseDicom(readFileSync(join(seriesDir(s), sliceName(k))));
+      const j2c = join(work, 'frame.j2c');
+      writeFileSync(j2c, encapsulatedFrames(parsed.dataset.buf, parsed.pixelData!, 1)[0]);
+      const printed = execFileSync('ojph_expand', ['-i', j2c, '-o', join(work, 'frame.raw')], { encoding: 'utf8' });
+      const elapsed = /Elapsed time = ([0-9.e+-]+)/.exec(printed);
+      if (!elapsed) return { by: 'ojph_expand', skipped: `ojph_expand printed no time: ${printed.trim()}` };
+      seconds += Number(elapsed[1]);
+    }
+    return { by: 'ojph_expand', mbPerS: (NX * NY * 2 * s.slices) / 1e6 / seconds };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -470,5 +557,37 @@ if (mode === '--measure') {
     `  stall: longest event-loop delay in any of the loads; /status: slowest poll (every ${STATUS_EVERY_MS} ms, from when due) in any of them;`,
   );
   console.log('  cpu u+s: median user + system CPU seconds of the process (all threads) in the load; peak RSS: median');
+
+  // The native baseline, measured now, after the loads, on the same files.
+  const decoded = SYNTAXES.filter((s) => s.tool || s.rawTool);
+  const baselines = gdcmBaselines(decoded);
+  for (const s of decoded) {
+    const b = baselines.get(s.key)!;
+    if (b.mbPerS === undefined && s.rawTool) {
+      const ojph = ojphBaseline(s);
+      baselines.set(s.key, { ...ojph, by: 'OpenJPH ojph_expand (GDCM could not read the files)' });
+    }
+  }
+  const rate = (s: Syntax, workers: number): number =>
+    (NX * NY * s.slices * 2) / 1e6 / (median(runs.get(`${s.key}/${workers}`)!.map((m) => m.loadMs)) / 1000);
+  console.log(`
+cold load against a native decoder on one core (same files; target: the pool at least ${TARGET}x the native rate)`);
+  console.log(
+    `  ${'syntax'.padEnd(20)} ${pad('1 worker', 10)} ${pad(`pool (${cores})`, 10)} ${pad('native', 10)} ${pad('pool/native', 11)} ${pad('1 worker/native', 15)}  native decoder`,
+  );
+  for (const s of decoded) {
+    const b = baselines.get(s.key)!;
+    const one = rate(s, 1);
+    const pool = rate(s, 0);
+    const figures =
+      b.mbPerS === undefined
+        ? `${pad('-', 10)} ${pad('-', 11)} ${pad('-', 15)}  ${b.skipped}`
+        : `${pad(b.mbPerS.toFixed(0), 5)} MB/s ${pad(`${(pool / b.mbPerS).toFixed(2)}x`, 11)} ${pad(`${(one / b.mbPerS).toFixed(2)}x`, 15)}  ${b.by}` +
+          `${pool / b.mbPerS >= TARGET ? '' : `  (below ${TARGET}x)`}`;
+    console.log(`  ${s.name.padEnd(20)} ${pad(one.toFixed(0), 5)} MB/s ${pad(pool.toFixed(0), 5)} MB/s ${figures}`);
+  }
+  console.log('  1 worker, pool: decoded voxel bytes / median cold load (files read, parsed, decoded, volume built);');
+  console.log('  native: decoded bytes / time of the decoding loop alone (GDCM: ImageReader for every file first, then GetBuffer of each');
+  console.log('  image timed; ojph_expand: the decoding time it prints per codestream, summed), one process, one core');
   console.log(`  load average (1 min) before / after: ${load0.toFixed(2)} / ${loadavg()[0].toFixed(2)} (other work on the machine shows as noise)`);
 }

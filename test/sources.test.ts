@@ -16,6 +16,7 @@ import { DataDirectorySource, hashedDir } from '../src/sources/dataDirectory.js'
 import { MemorySource } from '../src/sources/memorySource.js';
 import { SeriesIndex } from '../src/sources/seriesIndex.js';
 import type { SeriesSource } from '../src/sources/source.js';
+import { rleFrame } from './fixtures/rle.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
 
 const UID = '1.2.826.0.1.3680043.8.498.1';
@@ -110,26 +111,6 @@ describe.each(SOURCES)('series source contract: $name', ({ make }) => {
     expect(await source.find('1.2.3.4.5.6.7')).toBeNull();
   });
 });
-
-/** A literal-only PackBits RLE frame of 16-bit samples (DICOM PS3.5 G): high bytes, then low bytes. */
-function rleFrame(samples: Int16Array): Uint8Array {
-  const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
-  const segments = [1, 0].map((b) => {
-    const plane = Uint8Array.from({ length: samples.length }, (_, i) => bytes[2 * i + b]);
-    const out: number[] = [];
-    for (let i = 0; i < plane.length; i += 128) {
-      const run = plane.subarray(i, i + 128);
-      out.push(run.length - 1, ...run);
-    }
-    if (out.length % 2) out.push(0);
-    return Uint8Array.from(out);
-  });
-  const header = Buffer.alloc(64);
-  header.writeUInt32LE(2, 0);
-  header.writeUInt32LE(64, 4);
-  header.writeUInt32LE(64 + segments[0].length, 8);
-  return Buffer.concat([header, ...segments]);
-}
 
 describe('a server on a series in memory', () => {
   const RLE_UID = '1.2.826.0.1.3680043.8.498.3';

@@ -13,6 +13,8 @@ export const ERROR_TABLE = {
   UNPROCESSABLE_SERIES: 422,
   UNSUPPORTED_TRANSFER_SYNTAX: 422,
   UNAVAILABLE: 503,
+  /** The client went away while its request waited; never sent (nobody is left to receive it). */
+  CLIENT_GONE: 499,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -1,18 +1,34 @@
 /**
- * A decoding worker: reads one instance (a file it opens itself, or bytes it was sent), splits its encapsulated pixel data into frames, decodes
- * the frames asked for, and sends their samples back as transferred ArrayBuffers (no copy).
+ * A decoding worker: reads one instance (a file it opens itself, or bytes it was sent), splits
+ * its encapsulated pixel data into frames, and decodes each frame asked for straight into its
+ * slice of the volume's shared memory, where it also normalises the stored bits and measures
+ * the slice's value range (padding left out). Only the ranges go back to the main thread.
  */
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { decodeFrame, initCodecs } from './codecs.js';
+import type { StoredRange } from '../core/volume/modality.js';
+import { BYTES_PER_VOXEL } from '../core/volume/volume.js';
+import { decodedFrameBytes, decodeFrameInto, initCodecs } from './codecs.js';
+import type { DecodeReply, DecodeTask } from './decodePool.js';
 import { encapsulatedFrames } from './frames.js';
 import { parseDicom } from './parser.js';
 import { readSliceHeader } from './sliceHeader.js';
-import type { DecodeReply, DecodeTask } from './decodePool.js';
+import { finishStoredSlice, voxelView } from './storedValues.js';
 
-async function run(task: DecodeTask): Promise<ArrayBuffer[]> {
+/** A failure of the frame at index `at` of the task. */
+class FrameError extends Error {
+  constructor(
+    message: string,
+    readonly at: number,
+  ) {
+    super(message);
+  }
+}
+
+async function run(task: DecodeTask): Promise<StoredRange[]> {
   await initCodecs();
-  if (task.input === null || task.frames.length === 0) return []; // warming up
+  if (task.input === null || task.target === null || task.frames.length === 0) return []; // warming up
+  const target = task.target;
   const bytes =
     task.input.kind === 'file'
       ? await readFile(task.input.path)
@@ -21,26 +37,41 @@ async function run(task: DecodeTask): Promise<ArrayBuffer[]> {
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');
   const frames = encapsulatedFrames(parsed.dataset.buf, parsed.pixelData, h.numberOfFrames);
-  return task.frames.map((i) => {
-    if (i < 0 || i >= frames.length) throw new Error(`frame ${i + 1} does not exist (${frames.length} frames)`);
-    const out = decodeFrame(h.transferSyntaxUid, frames[i], {
-      rows: h.rows,
-      columns: h.columns,
-      bitsAllocated: h.bitsAllocated,
-      bitsStored: h.bitsStored,
-      pixelRepresentation: h.pixelRepresentation,
-      samplesPerPixel: h.samplesPerPixel,
-      photometricInterpretation: h.photometricInterpretation,
-      planarConfiguration: h.planarConfiguration,
-    });
-    // A copy of exactly the frame, so the whole buffer can be transferred.
-    return out.slice().buffer;
+  const info = {
+    rows: h.rows,
+    columns: h.columns,
+    bitsAllocated: h.bitsAllocated,
+    bitsStored: h.bitsStored,
+    pixelRepresentation: h.pixelRepresentation,
+    samplesPerPixel: h.samplesPerPixel,
+    photometricInterpretation: h.photometricInterpretation,
+    planarConfiguration: h.planarConfiguration,
+  };
+  const sliceBytes = target.voxels * BYTES_PER_VOXEL[target.format];
+  return task.frames.map((f, i) => {
+    try {
+      if (f < 0 || f >= frames.length) throw new Error(`frame ${f + 1} does not exist (${frames.length} frames)`);
+      if (decodedFrameBytes(info) !== sliceBytes) {
+        throw new Error(`a decoded ${h.rows}x${h.columns} frame is ${decodedFrameBytes(info)} bytes, the slice takes ${sliceBytes}`);
+      }
+      const at = target.byteOffsets[i];
+      if (!(at >= 0 && at + sliceBytes <= target.buffer.byteLength)) throw new RangeError(`byte offset ${at} is outside the volume`);
+      decodeFrameInto(h.transferSyntaxUid, frames[f], info, new Uint8Array(target.buffer, at, sliceBytes));
+      return finishStoredSlice(voxelView(target.format, target.buffer, at, target.voxels), target.bits, target.padding);
+    } catch (err) {
+      throw new FrameError(err instanceof Error ? err.message : String(err), i);
+    }
   });
 }
 
 parentPort!.on('message', (task: DecodeTask) => {
   run(task).then(
-    (frames) => parentPort!.postMessage({ id: task.id, frames } satisfies DecodeReply, frames),
-    (err: unknown) => parentPort!.postMessage({ id: task.id, error: err instanceof Error ? err.message : String(err) } satisfies DecodeReply),
+    (ranges) => parentPort!.postMessage({ id: task.id, ranges } satisfies DecodeReply),
+    (err: unknown) =>
+      parentPort!.postMessage({
+        id: task.id,
+        error: err instanceof Error ? err.message : String(err),
+        ...(err instanceof FrameError ? { at: err.at } : {}),
+      } satisfies DecodeReply),
   );
 });

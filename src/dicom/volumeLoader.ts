@@ -1,16 +1,30 @@
 /**
- * Builds one Volume from the instances of a series (files, buffers: see sources/source.ts).
+ * Builds one Volume from the instances of a series (files, buffers: see sources/source.ts),
+ * slice by slice, so that a slice can be shown before the whole volume is there.
  *
- * 1. Headers of every instance are read (first kilobytes only); instances that are not DICOM,
- *    are truncated, or belong to another series are skipped with a logged reason. A multi-frame
- *    instance gives one slice per frame.
- * 2. Every slice is checked (pixel data, monochrome, a decodable transfer syntax, 1, 8 or 16
- *    bits, consistent with the first) and the slices are ordered (core/volume).
- * 3. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
- *    then each slice's pixel data is read straight into its place in one buffer of the stored
- *    type: no second copy for uncompressed little-endian data.
- * 4. Stored bits are normalised (BitsStored < BitsAllocated), modality values computed in place
- *    where the format allows it, and the narrowest exact pixel format chosen.
+ * 1. Header pass: headers of every instance are read (first kilobytes only); instances that are
+ *    not DICOM, are truncated, or belong to another series are skipped with a logged reason. A
+ *    multi-frame instance gives one slice per frame. Every slice is checked (pixel data,
+ *    monochrome, a decodable transfer syntax, 1, 8 or 16 bits, consistent with the first) and
+ *    the slices are ordered (core/volume): size, geometry, stored format and each slice's
+ *    rescale and window are then fixed.
+ * 2. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
+ *    then one buffer of the stored type is allocated in shared memory, and `openVolume` returns
+ *    a ProgressiveVolume (progressiveVolume.ts) that fills it.
+ * 3. Slices are read or decoded in the order its queue decides (slices waited for first, see
+ *    sliceQueue.ts): uncompressed pixel data is read straight into its place (no second copy
+ *    for little-endian data); compressed frames are decoded by the worker pool straight into
+ *    their place in the shared buffer. Each slice's stored bits are normalised (BitsStored <
+ *    BitsAllocated) and its value range measured as soon as it is in place (by the worker for
+ *    compressed frames).
+ * 4. Once every slice is in place, modality values are computed (in place where the format
+ *    allows it) and the narrowest exact pixel format chosen: `complete` resolves to the Volume.
+ *
+ * Before completion a slice's values are known exactly when the header pass tells them (see
+ * `earlyValues`): its Rescale Slope and Intercept are integers (so its modality values are
+ * integers, held exactly by whatever format the volume gets, Float32 included, as long as they
+ * stay within 2^24), and its padding voxels, if any, are proven to keep their own value (which
+ * depends on the smallest value of the whole series otherwise).
  *
  * BitsAllocated 1 (masks, label maps; PS3.5 8.1.1 and 8.2): pixels are packed 8 a byte, the
  * first in the least significant bit, and the frames of a multi-frame file follow each other
@@ -24,14 +38,16 @@
  * Work on the main thread is cut into short steps so the event loop keeps answering.
  */
 import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
-import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, storedRange, type StoredRange } from '../core/volume/modality.js';
+import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
 import type { Instance } from '../sources/source.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { canDecode } from './codecs.js';
-import type { DecodePool } from './decodePool.js';
+import { DecodeError, type DecodePool } from './decodePool.js';
+import { type EarlyValues, type LoadUnit, ProgressiveVolume, type VolumeHeader } from './progressiveVolume.js';
 import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
+import { finishStoredSlice, storedBounds, voxelView } from './storedValues.js';
 import { describeTransferSyntax } from './tags.js';
 
 export interface LoadOptions {
@@ -49,6 +65,8 @@ export interface LoadOptions {
   concurrency?: number;
   /** Decodes compressed frames; without it a compressed series is refused (422). */
   pool?: DecodePool;
+  /** Called with the complete volume just before `complete` resolves (to tie ids to it). */
+  onComplete?: (volume: Volume) => void;
 }
 
 /** One image plane: a single-frame instance, or one frame of a multi-frame instance. */
@@ -228,26 +246,24 @@ async function readBinarySlice(s: Slice, out: Uint8Array, outStart: number, coun
   unpackBitsLsbFirst(packed, firstBit - start * 8, count, out, outStart);
 }
 
-/** Stored words to values: shifts out bits below the stored ones, masks, extends the sign. */
-function normalizeStoredBits(raw: VoxelArray, start: number, count: number, h: SliceHeader): void {
-  const { bitsAllocated, bitsStored, highBit } = h;
-  const shift = highBit + 1 - bitsStored;
-  if (bitsStored === bitsAllocated && shift === 0) return;
-  const words =
-    bitsAllocated === 16 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length) : new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
-  const mask = bitsStored >= 31 ? 0xffffffff : (1 << bitsStored) - 1;
-  const signBit = 1 << (bitsStored - 1);
-  const span = 1 << bitsStored;
-  const signed = h.pixelRepresentation === 1;
-  const end = start + count;
-  for (let i = start; i < end; i++) {
-    let v = (words[i] >> shift) & mask;
-    if (signed && v & signBit) v -= span;
-    raw[i] = v;
-  }
+/** Loads the whole volume: `openVolume`, then its `complete` volume. Rejects as both do. */
+export async function loadVolume(instances: readonly Instance[], options: LoadOptions): Promise<Volume> {
+  return (await openVolume(instances, options)).complete;
 }
 
-export async function loadVolume(instances: readonly Instance[], options: LoadOptions): Promise<Volume> {
+/** Lanes of a volume's loading work: reading native pixel data, decoding compressed frames. */
+const READING = 0;
+const DECODING = 1;
+
+/**
+ * The header pass of a series, then its volume as it loads: resolves once the slices are read,
+ * checked and ordered and the voxel bytes are reserved and allocated; the ProgressiveVolume then
+ * fills them (see the module comment). Rejects, for failures of the header pass, with 422 (no
+ * readable image; a slice that cannot be part of the volume, named), 413 (maxVoxels,
+ * maxFrameBytes) or what `reserve` throws (413, 503). A slice that cannot be read or decoded
+ * later rejects the volume's waiters and `complete` instead (422 naming the slice).
+ */
+export async function openVolume(instances: readonly Instance[], options: LoadOptions): Promise<ProgressiveVolume> {
   const log = options.log ?? (() => {});
   const limits = options.readLimits ?? DEFAULT_READ_LIMITS;
   const concurrency = options.concurrency ?? 8;
@@ -274,8 +290,9 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
   const slices = read.filter((s): s is Slice[] => s !== null).flat();
   if (slices.length === 0) throw unprocessable(`the series has no readable DICOM image (${instances.length} files looked at)`);
 
-  // 2. Checks and order.
-  for (const s of slices) checkSlice(s, slices[0], options.pool !== undefined, options.maxFrameBytes ?? 256 * 1024 * 1024);
+  // Checks and order.
+  const pool = options.pool;
+  for (const s of slices) checkSlice(s, slices[0], pool !== undefined, options.maxFrameBytes ?? 256 * 1024 * 1024);
   const ordering = orderSlices(
     slices.map((s) => ({
       label: s.label,
@@ -300,29 +317,44 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
     throw tooLarge(`the series has ${nx}x${ny}x${nz} = ${voxels} voxels, more than the limit maxVoxels (${options.maxVoxels})`);
   }
   const stored = storedFormat(first);
-  await options.reserve?.(voxels * BYTES_PER_VOXEL[stored]);
+  const binary = stored === PixelFormat.Binary;
 
-  // 3. Pixel data into place.
+  // 2. Room, then memory.
+  await options.reserve?.(voxels * BYTES_PER_VOXEL[stored]);
   const raw = allocateVoxels(stored, voxels);
   const sliceBytes = perSlice * BYTES_PER_VOXEL[stored];
-  const ranges: StoredRange[] = new Array(nz);
-  const binary = stored === PixelFormat.Binary;
-  const place = (s: Slice, z: number): void => {
-    normalizeStoredBits(raw, z * perSlice, perSlice, s.header);
-    ranges[z] = storedRange(raw, z * perSlice, perSlice, binary ? undefined : s.header.padding);
+
+  const windows: (Window | null)[] = ordered.map(({ header: h }) =>
+    // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
+    // A mask's window attributes do not apply to its values (0 and 1).
+    !binary && h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1
+      ? { level: h.windowCenter, width: h.windowWidth }
+      : null,
+  );
+  const header: VolumeHeader = {
+    dims: [nx, ny, nz],
+    voxelSize: ordering.voxelSize,
+    geometry: ordering.geometry,
+    uniformSpacing: ordering.uniformSpacing,
+    monochrome1: first.photometricInterpretation === 'MONOCHROME1',
+    storedFormat: stored,
+    sliceRescale: ordered.map(({ header: h }) =>
+      binary ? { slope: 1, intercept: 0 } : { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding },
+    ),
+    sliceWindows: windows,
+    attributes: {
+      modality: first.modality ?? null,
+      photometricInterpretation: first.photometricInterpretation,
+      seriesInstanceUid: first.seriesInstanceUid ?? null,
+      studyInstanceUid: first.studyInstanceUid ?? null,
+      seriesDescription: first.seriesDescription ?? null,
+    },
   };
-  const target = (z: number): Buffer => Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
-  const native = ordered.map((s, z) => ({ s, z })).filter(({ s }) => !s.header.pixelData!.encapsulated);
-  const encoded = ordered.map((s, z) => ({ s, z })).filter(({ s }) => s.header.pixelData!.encapsulated);
-  const decoding = decodeInPool(encoded, options.pool, limits, (z, bytes) => {
-    const t = target(z);
-    if (bytes.byteLength < sliceBytes)
-      throw unprocessable(`slice ${ordered[z].label}: decoded frame is ${bytes.byteLength} bytes, ${sliceBytes} are needed`);
-    t.set(new Uint8Array(bytes, 0, sliceBytes));
-    place(ordered[z], z);
-  });
-  const reading = mapLimit(native, concurrency, async ({ s, z }) => {
-    const t = target(z);
+
+  // 3. The units that put slices in place: one a native slice, one a group of compressed frames.
+  const sliceView = (z: number): VoxelArray => voxelView(stored, raw.buffer, raw.byteOffset + z * sliceBytes, perSlice);
+  const readSlice = async (s: Slice, z: number): Promise<StoredRange> => {
+    const t = Buffer.from(raw.buffer, raw.byteOffset + z * sliceBytes, sliceBytes);
     try {
       if (binary) await readBinarySlice(s, raw as Uint8Array, z * perSlice, perSlice, limits);
       else await readPixelBytes(s.instance, s.header, t, s.frame * sliceBytes, limits);
@@ -333,45 +365,139 @@ export async function loadVolume(instances: readonly Instance[], options: LoadOp
     if (!binary && isBigEndian(s.header.transferSyntaxUid) && wordsSwapped && sliceBytes % 2 === 0) {
       t.swap16();
     }
-    place(s, z);
-  });
-  // Both finish (or stop at their first failure) before anything is thrown.
-  const [readPixels, decoded] = await Promise.allSettled([reading, decoding]);
-  if (readPixels.status === 'rejected') throw readPixels.reason;
-  if (decoded.status === 'rejected') throw decoded.reason;
-
-  // 4. Modality values and format (masks keep their 0 and 1).
-  const { format, data, min, max } = binary
-    ? binaryValues(raw, ranges)
-    : await modalityValues(ordered, raw, ranges, { stored, perSlice, reserve: options.reserve, pause });
-
-  const windows: (Window | null)[] = ordered.map(({ header: h }) =>
-    // DICOM requires WindowWidth >= 1; a 0 (some MR scanners write 0\\0) means no window.
-    // A mask's window attributes do not apply to its values (0 and 1).
-    !binary && h.windowCenter !== undefined && h.windowWidth !== undefined && h.windowWidth >= 1
-      ? { level: h.windowCenter, width: h.windowWidth }
-      : null,
-  );
-  const volume: Volume = {
-    dims: [nx, ny, nz],
-    voxelSize: ordering.voxelSize,
-    pixelFormat: format,
-    data,
-    geometry: ordering.geometry,
-    uniformSpacing: ordering.uniformSpacing,
-    minValue: min,
-    maxValue: max,
-    monochrome1: first.photometricInterpretation === 'MONOCHROME1',
-    sliceWindows: windows,
-    attributes: {
-      modality: first.modality ?? null,
-      photometricInterpretation: first.photometricInterpretation,
-      seriesInstanceUid: first.seriesInstanceUid ?? null,
-      studyInstanceUid: first.studyInstanceUid ?? null,
-      seriesDescription: first.seriesDescription ?? null,
-    },
+    return finishStoredSlice(sliceView(z), s.header, binary ? undefined : s.header.padding);
   };
-  return Object.freeze(volume);
+  const units: LoadUnit[] = [];
+  for (const [z, s] of ordered.entries()) {
+    if (s.header.pixelData!.encapsulated) continue;
+    units.push({ lane: READING, slices: [z], run: async () => [await readSlice(s, z)] });
+  }
+  const encoded = ordered.map((s, z) => ({ s, z })).filter(({ s }) => s.header.pixelData!.encapsulated);
+  if (encoded.length > 0) {
+    if (!pool) throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', 'compressed pixel data needs the decoding pool');
+    for (const task of decodeTasks(encoded, pool.size)) {
+      const h = task[0].s.header;
+      units.push({
+        lane: DECODING,
+        slices: task.map((t) => t.z),
+        run: async () => {
+          try {
+            return await pool.decode(
+              await task[0].s.instance.forWorker(),
+              task.map((t) => t.s.frame),
+              limits.maxInflatedBytes,
+              {
+                buffer: raw.buffer as SharedArrayBuffer,
+                format: stored,
+                byteOffsets: task.map((t) => raw.byteOffset + t.z * sliceBytes),
+                voxels: perSlice,
+                bits: { bitsAllocated: h.bitsAllocated, bitsStored: h.bitsStored, highBit: h.highBit, pixelRepresentation: h.pixelRepresentation },
+                padding: h.padding,
+              },
+            );
+          } catch (err) {
+            const at = err instanceof DecodeError && err.at !== undefined ? err.at : 0;
+            throw unprocessable(`slice ${task[at].s.label}: ${(err as Error).message}`);
+          }
+        },
+      });
+    }
+  }
+
+  // 4. Modality values and format (masks keep their 0 and 1), once every slice is in place.
+  const finish = async (ranges: readonly StoredRange[]): Promise<Volume> => {
+    const { format, data, min, max } = binary
+      ? binaryValues(raw, ranges)
+      : await modalityValues(ordered, raw, ranges, { stored, perSlice, reserve: options.reserve, pause });
+    const volume: Volume = {
+      dims: header.dims,
+      voxelSize: header.voxelSize,
+      pixelFormat: format,
+      data,
+      geometry: header.geometry,
+      uniformSpacing: header.uniformSpacing,
+      minValue: min,
+      maxValue: max,
+      monochrome1: header.monochrome1,
+      sliceWindows: windows,
+      attributes: header.attributes,
+    };
+    return Object.freeze(volume);
+  };
+
+  return new ProgressiveVolume(
+    {
+      header,
+      stored: raw,
+      // Decoding tasks under way: one a worker, and one more ready for the first that is done;
+      // a slice asked for later waits for at most those.
+      lanes: [concurrency, (pool?.size ?? 1) + 1],
+      units,
+      early: earlyValues(
+        ordered.map((s) => s.header),
+        stored,
+      ),
+      finish,
+    },
+    options.onComplete,
+  );
+}
+
+/**
+ * What each slice's values will be in the complete volume, where the header pass tells them
+ * (null where it does not). A slice's real (not padding) voxels are known when its Rescale
+ * Slope and Intercept are integers and its values stay within 2^24: their modality values are
+ * then integers that every format the volume may get (the stored one, Int16, or Float32) holds
+ * exactly, as does the grid `axialSlice` makes (the narrowest of Int16, UInt16 and Float32 that
+ * holds them all; a lookup table and the window expression give the same bytes). Its padding
+ * voxels keep their own value `padding[0] * slope + intercept` when that is an integer no
+ * greater than any value a real voxel of any slice can have (from BitsStored and each slice's
+ * rescale), no greater than 0 (the minimum when every voxel is padding), and held by the stored
+ * format and Int16 alike; otherwise they may become the series' minimum (`paddingValueFor`),
+ * which only the complete volume knows. Masks are always known (0 and 1).
+ */
+export function earlyValues(headers: readonly SliceHeader[], stored: PixelFormat): (EarlyValues | null)[] {
+  if (stored === PixelFormat.Binary) return headers.map(() => ({ slope: 1, intercept: 0, paddingValue: null, format: PixelFormat.Binary }));
+  const EXACT = 2 ** 24;
+  let lowest = Infinity;
+  for (const h of headers) {
+    const real = realStoredBounds(h);
+    if (!real) continue;
+    lowest = Math.min(lowest, real[0] * h.rescaleSlope + h.rescaleIntercept, real[1] * h.rescaleSlope + h.rescaleIntercept);
+  }
+  const within = (v: number, f: PixelFormat): boolean => {
+    const r = FORMAT_RANGE[f];
+    return r !== undefined && v >= r[0] && v <= r[1];
+  };
+  return headers.map((h) => {
+    const { rescaleSlope: slope, rescaleIntercept: intercept, padding } = h;
+    if (!Number.isInteger(slope) || !Number.isInteger(intercept)) return null;
+    const [lo, hi] = storedBounds(h);
+    const ends = [lo * slope + intercept, hi * slope + intercept];
+    if (Math.max(Math.abs(ends[0]), Math.abs(ends[1])) > EXACT) return null;
+    // The narrowest of Int16, UInt16 and Float32 that holds every value the slice can have.
+    const holding = (values: number[]): PixelFormat =>
+      [PixelFormat.Int16, PixelFormat.UInt16].find((f) => values.every((v) => within(v, f))) ?? PixelFormat.Float32;
+    if (!padding) return { slope, intercept, paddingValue: null, format: holding(ends) };
+    const own = padding[0] * slope + intercept;
+    const keepsOwn =
+      Number.isInteger(own) && Math.abs(own) <= EXACT && own <= lowest && own <= 0 && within(own, stored) && within(own, PixelFormat.Int16);
+    return { slope, intercept, padding, paddingValue: keepsOwn ? own : null, format: holding(keepsOwn ? [...ends, own] : ends) };
+  });
+}
+
+/**
+ * The smallest and largest stored value a real (not padding) voxel of a slice can have: the
+ * BitsStored range with the padding range cut from its ends; null when padding covers it all.
+ */
+function realStoredBounds(h: SliceHeader): [number, number] | null {
+  let [lo, hi] = storedBounds(h);
+  const p = h.padding;
+  if (p) {
+    if (p[0] <= lo && p[1] >= lo) lo = p[1] + 1;
+    if (p[0] <= hi && p[1] >= hi) hi = p[0] - 1;
+  }
+  return lo <= hi ? [lo, hi] : null;
 }
 
 /** What loadVolume needs to turn stored values into modality values. */
@@ -465,17 +591,11 @@ function binaryValues(raw: VoxelArray, ranges: readonly StoredRange[]): Values {
 }
 
 /**
- * Decodes encapsulated frames in the pool: one task per instance and group of frames (a long
- * multi-frame instance is cut so every worker gets a share), `put` called as each frame arrives.
+ * Encapsulated slices as decoding tasks: one per instance and group of frames (a long
+ * multi-frame instance is cut so every worker gets a share; each task reads and parses its
+ * instance once), frames in z order.
  */
-async function decodeInPool(
-  items: { s: Slice; z: number }[],
-  pool: DecodePool | undefined,
-  limits: ReadLimits,
-  put: (z: number, bytes: ArrayBuffer) => void,
-): Promise<void> {
-  if (items.length === 0) return;
-  if (!pool) throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', 'compressed pixel data needs the decoding pool');
+function decodeTasks(items: { s: Slice; z: number }[], poolSize: number): { s: Slice; z: number }[][] {
   const byInstance = new Map<Instance, { s: Slice; z: number }[]>();
   for (const it of items) {
     const list = byInstance.get(it.s.instance);
@@ -484,22 +604,10 @@ async function decodeInPool(
   }
   const tasks: { s: Slice; z: number }[][] = [];
   for (const list of byInstance.values()) {
-    const size = Math.max(1, Math.ceil(list.length / (pool.size * 2)));
+    const size = Math.max(1, Math.ceil(list.length / (poolSize * 2)));
     for (let i = 0; i < list.length; i += size) tasks.push(list.slice(i, i + size));
   }
-  await mapLimit(tasks, pool.size * 2, async (task) => {
-    let frames: ArrayBuffer[];
-    try {
-      frames = await pool.decode(
-        await task[0].s.instance.forWorker(),
-        task.map((t) => t.s.frame),
-        limits.maxInflatedBytes,
-      );
-    } catch (err) {
-      throw unprocessable(`slice ${task[0].s.label}: ${(err as Error).message}`);
-    }
-    for (const [i, t] of task.entries()) put(t.z, frames[i]);
-  });
+  return tasks;
 }
 
 /**

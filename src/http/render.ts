@@ -1,8 +1,12 @@
 /** What the image routes share: window parameters, headers, and the cache of rendered images. */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { estimatedWindow, type Volume } from '../core/volume/volume.js';
+import { CircusError } from '../core/errors.js';
+import type { Orientation } from '../core/mpr/orthogonal.js';
+import { estimatedWindow, type Volume, type VoxelGrid } from '../core/volume/volume.js';
 import { effectiveWindow, type WindowSpec } from '../core/mpr/window.js';
+import type { VolumeLoad } from '../dicom/progressiveVolume.js';
 import type { RenderedImage } from '../services/cacheRegions.js';
+import { gridOf } from '../services/renderJob.js';
 import { numberParam, type Query } from './params.js';
 
 /** `ww` and `wl` as given (validated now, before any loading), defaults filled in later. */
@@ -19,6 +23,56 @@ export function windowParams(query: Query): { ww?: number; wl?: number } {
 export function windowFor(v: Volume, p: { ww?: number; wl?: number }): WindowSpec {
   const e = estimatedWindow(v);
   return effectiveWindow(v.pixelFormat, { width: p.ww ?? e.width, level: p.wl ?? e.level, invert: v.monochrome1 });
+}
+
+/**
+ * The window images of a series' load are made with (and cached under), as `windowFor` gives it
+ * for the complete volume: when `ww` and `wl` are both given it needs only the header pass
+ * (MONOCHROME1, Binary); otherwise it waits for the complete volume, whose estimated window
+ * fills in. Throws a 400 CircusError when the window is not valid; rejects with the load's
+ * failure.
+ */
+export async function windowOfLoad(load: VolumeLoad, p: { ww?: number; wl?: number }): Promise<WindowSpec> {
+  if (p.ww !== undefined && p.wl !== undefined) {
+    // Binary volumes are exactly those stored with BitsAllocated 1.
+    return effectiveWindow(load.storedFormat, { width: p.ww, level: p.wl, invert: load.monochrome1 });
+  }
+  return windowFor(await load.complete, p);
+}
+
+/**
+ * What an /mpr image of a load is drawn from: the grid and the index of the plane in it. An axial
+ * image with `ww` and `wl` given is drawn from its slice alone once that slice is in place and
+ * its values are known exactly (VolumeLoad.axialSlice), without waiting for the rest of the
+ * series; anything else from the complete volume. Both give the same image, byte for byte.
+ * Rejects with the load's failure, or with `signal.reason` when it fires while the slice is awaited.
+ */
+export async function mprSource(
+  load: VolumeLoad,
+  mode: Orientation,
+  target: number,
+  p: { ww?: number; wl?: number },
+  signal?: AbortSignal,
+): Promise<{ grid: VoxelGrid; target: number }> {
+  if (mode === 'axial' && p.ww !== undefined && p.wl !== undefined && load.volume === null) {
+    await load.slice(target, signal);
+    const grid = load.axialSlice(target);
+    if (grid) return { grid, target: 0 };
+  }
+  return { grid: gridOf(await load.complete), target };
+}
+
+/**
+ * A signal that fires when the client goes away (its connection closes) before the response
+ * is sent, with a CLIENT_GONE error as its reason.
+ */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  const res = reply.raw;
+  res.once('close', () => {
+    if (!res.writableEnded) controller.abort(new CircusError('CLIENT_GONE', 'the client went away before its image was ready'));
+  });
+  return controller.signal;
 }
 
 /** A number for a header: whole numbers as they are, others with at most 6 decimals. */

@@ -1,14 +1,28 @@
 /**
  * Volumes by series UID: finds the instances in the source, loads them once (however many requests
  * arrive together) and keeps them in the byte-budget cache.
+ *
+ * Policy:
+ * - One load per series at a time, in the cache's volume region: its bytes are reserved there
+ *   from the header pass on, and a load that fails leaves the cache (its bytes released), so
+ *   the next request tries again.
+ * - `get` gives the complete volume; `open` gives the load itself as soon as its header pass is
+ *   done (size, geometry, stored format), so that a request can wait for its own slices only.
+ *   A volume already loaded is opened as a complete load.
+ * - The load and the volume it completes to have one volumeId, so images cached from either
+ *   are the same images, and a series loaded again never gets them.
+ * - A load goes on when the requests that wait for it go away: the volume is kept in the cache
+ *   for the next one. It always ends (complete, or failed at its first failing slice).
  */
 import { notFound, tooLarge } from '../core/errors.js';
 import type { Volume } from '../core/volume/volume.js';
 import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
-import { loadVolume } from '../dicom/volumeLoader.js';
+import { loadedVolume, type VolumeLoad } from '../dicom/progressiveVolume.js';
+import { openVolume } from '../dicom/volumeLoader.js';
 import type { SeriesSource } from '../sources/source.js';
-import type { CacheRegion } from './budgetCache.js';
+import type { CacheRegion, Loader } from './budgetCache.js';
+import { shareVolumeId } from './cacheRegions.js';
 
 export interface VolumeServiceOptions {
   maxVoxels: number;
@@ -22,6 +36,9 @@ export interface VolumeServiceOptions {
 }
 
 export class VolumeService {
+  /** Loads under way by series UID, from the start of their header pass until they end. */
+  private readonly loads = new Map<string, Promise<VolumeLoad>>();
+
   constructor(
     private readonly source: SeriesSource,
     /** Where loaded volumes are kept, by series UID. */
@@ -29,25 +46,72 @@ export class VolumeService {
     private readonly options: VolumeServiceOptions,
   ) {}
 
+  /**
+   * The complete volume of a series, from the cache, from the load under way, or loaded now.
+   * Rejects with 404 (no such series), 413 (a limit), 422 (not one volume, or a slice that
+   * cannot be read or decoded, named), 503 (no room in the cache in time).
+   */
   get(seriesUid: string): Promise<Volume> {
-    return this.region.get(seriesUid, async (reserve) => {
-      const found = await this.source.find(seriesUid);
-      if (!found) throw notFound(`series ${seriesUid} is not found`);
-      const maxFiles = this.options.maxFilesPerSeries ?? Infinity;
-      if (found.instances.length > maxFiles) {
-        throw tooLarge(`series ${seriesUid} has ${found.instances.length} files, more than maxFilesPerSeries (${maxFiles})`);
-      }
-      const volume = await loadVolume(found.instances, {
-        seriesInstanceUid: seriesUid,
-        maxVoxels: this.options.maxVoxels,
-        maxFrameBytes: this.options.maxFrameBytes,
-        reserve,
-        readLimits: this.options.readLimits,
-        log: (m) => this.options.log(`series ${seriesUid}: ${m}`),
-        concurrency: this.options.concurrency,
-        pool: this.options.pool,
-      });
-      return { value: volume, bytes: volume.data.byteLength };
+    return this.region.get(seriesUid, this.loader(seriesUid));
+  }
+
+  /**
+   * The series' load: at once for a volume in the cache (complete), else when the header pass of
+   * the load under way (started now if none is) is done. Rejects as `get` does for failures of
+   * the header pass; later failures reject the load's waiters and `complete`.
+   */
+  open(seriesUid: string): Promise<VolumeLoad> {
+    const complete = this.region.get(seriesUid, this.loader(seriesUid));
+    // The cache calls the loader (which registers the load) before `get` returns when it starts a load.
+    const loading = this.loads.get(seriesUid);
+    if (loading) {
+      complete.catch(() => {}); // the load's failure reaches its waiters
+      return loading;
+    }
+    return complete.then((volume) => {
+      const load = loadedVolume(volume);
+      shareVolumeId(volume, load);
+      return load;
     });
+  }
+
+  private loader(seriesUid: string): Loader<Volume> {
+    return async (reserve) => {
+      let opened!: (load: VolumeLoad) => void;
+      let refused!: (err: unknown) => void;
+      const opening = new Promise<VolumeLoad>((resolve, reject) => {
+        opened = resolve;
+        refused = reject;
+      });
+      opening.catch(() => {}); // seen by whoever opens it
+      this.loads.set(seriesUid, opening);
+      try {
+        const found = await this.source.find(seriesUid);
+        if (!found) throw notFound(`series ${seriesUid} is not found`);
+        const maxFiles = this.options.maxFilesPerSeries ?? Infinity;
+        if (found.instances.length > maxFiles) {
+          throw tooLarge(`series ${seriesUid} has ${found.instances.length} files, more than maxFilesPerSeries (${maxFiles})`);
+        }
+        const load = await openVolume(found.instances, {
+          seriesInstanceUid: seriesUid,
+          maxVoxels: this.options.maxVoxels,
+          maxFrameBytes: this.options.maxFrameBytes,
+          reserve,
+          readLimits: this.options.readLimits,
+          log: (m) => this.options.log(`series ${seriesUid}: ${m}`),
+          concurrency: this.options.concurrency,
+          pool: this.options.pool,
+          onComplete: (volume) => shareVolumeId(load, volume),
+        });
+        opened(load);
+        const volume = await load.complete;
+        return { value: volume, bytes: volume.data.byteLength };
+      } catch (err) {
+        refused(err);
+        throw err;
+      } finally {
+        if (this.loads.get(seriesUid) === opening) this.loads.delete(seriesUid);
+      }
+    };
   }
 }

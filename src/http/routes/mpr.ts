@@ -3,8 +3,7 @@ import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout } from '../../core/mpr/orthogonal.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
 import { volumeId } from '../../services/cacheRegions.js';
-import { gridOf } from '../../services/renderJob.js';
-import { headerNumber, renderCached, sendPng, windowFor, windowParams } from '../render.js';
+import { clientGone, headerNumber, mprSource, renderCached, sendPng, windowOfLoad, windowParams } from '../render.js';
 
 /** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
 export async function mprRoute(app: FastifyInstance): Promise<void> {
@@ -14,18 +13,20 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     const mode = enumParam(q, 'mode', ORIENTATIONS, true);
     const target = numberParam(q, 'target', { integer: true });
     const win = windowParams(q);
-    const volume = await app.deps.volumes.get(series);
-    const layout = planeLayout(volume, mode);
+    // The load as soon as its header pass is done: an axial image may not need the whole volume.
+    const load = await app.deps.volumes.open(series);
+    const layout = planeLayout(load, mode);
     const t = target ?? Math.floor(layout.count / 2);
     if (t < 0 || t >= layout.count) throw badParameter(`parameter 'target' must be an integer from 0 to ${layout.count - 1} for ${mode}, got ${t}`);
     const maxSide = app.deps.config.maxImageSide;
     if (layout.width > maxSide || layout.height > maxSide) {
       throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
     }
-    const w = windowFor(volume, win);
-    const image = await renderCached(app, `mpr:${volumeId(volume)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
+    const w = await windowOfLoad(load, win);
+    const image = await renderCached(app, `mpr:${volumeId(load)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
+      const { grid, target: plane } = await mprSource(load, mode, t, win, clientGone(reply));
       return {
-        png: await app.deps.renderer.render({ kind: 'mpr', grid: gridOf(volume), mode, target: t, window: w }),
+        png: await app.deps.renderer.render({ kind: 'mpr', grid, mode, target: plane, window: w }),
         headers: {
           'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
           'X-Circus-Pixel-Columns': String(layout.width),
