@@ -62,7 +62,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   const cache = createCacheRegions(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
-  const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism());
+  const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism(), config.workerTaskTimeoutMs);
   const renderPool = options.renderer
     ? null
     : new RenderPool(config.renderWorkers > 0 ? config.renderWorkers : availableParallelism(), config.workerTaskTimeoutMs);

@@ -7,7 +7,7 @@ import { obliqueLayout } from '../src/core/mpr/oblique.js';
 import { allocateVoxels, PixelFormat, type VoxelGrid } from '../src/core/volume/volume.js';
 import { RenderPool } from '../src/services/renderPool.js';
 import { type RenderJob, renderPng } from '../src/services/renderJob.js';
-import { WorkerPool } from '../src/services/workerPool.js';
+import { WorkerPool } from '../src/workers/workerPool.js';
 
 const NX = 37;
 const NY = 29;

@@ -5,23 +5,22 @@
  * the slice's value range (padding left out). Only the ranges go back to the main thread.
  */
 import { readFile } from 'node:fs/promises';
-import { parentPort } from 'node:worker_threads';
 import type { StoredRange } from '../core/volume/modality.js';
 import { BYTES_PER_VOXEL } from '../core/volume/volume.js';
 import { decodedFrameBytes, decodeFrameInto, initCodecs } from './codecs.js';
-import type { DecodeReply, DecodeTask } from './decodePool.js';
+import { serveTasks } from '../workers/workerPool.js';
+import type { DecodeTask } from './decodePool.js';
 import { encapsulatedFrames } from './frames.js';
 import { parseDicom } from './parser.js';
 import { readSliceHeader } from './sliceHeader.js';
 import { finishStoredSlice, voxelView } from './storedValues.js';
 
-/** A failure of the frame at index `at` of the task. */
+/** A failure of the frame at index `detail.at` of the task. */
 class FrameError extends Error {
-  constructor(
-    message: string,
-    readonly at: number,
-  ) {
+  readonly detail: { at: number };
+  constructor(message: string, at: number) {
     super(message);
+    this.detail = { at };
   }
 }
 
@@ -64,14 +63,4 @@ async function run(task: DecodeTask): Promise<StoredRange[]> {
   });
 }
 
-parentPort!.on('message', (task: DecodeTask) => {
-  run(task).then(
-    (ranges) => parentPort!.postMessage({ id: task.id, ranges } satisfies DecodeReply),
-    (err: unknown) =>
-      parentPort!.postMessage({
-        id: task.id,
-        error: err instanceof Error ? err.message : String(err),
-        ...(err instanceof FrameError ? { at: err.at } : {}),
-      } satisfies DecodeReply),
-  );
-});
+serveTasks<DecodeTask, StoredRange[]>(async (task) => ({ result: await run(task) }));

@@ -6,7 +6,7 @@
  * calling thread with the same code.
  */
 import { type RenderJob, renderPng } from './renderJob.js';
-import { type PoolStats, WorkerPool } from './workerPool.js';
+import { type PoolStats, WorkerPool } from '../workers/workerPool.js';
 
 export interface Renderer {
   render(job: RenderJob): Promise<Buffer>;

@@ -3,7 +3,7 @@
  * volume in place from shared memory, and moves the PNG bytes back (no copy).
  */
 import { type RenderJob, renderPng } from './renderJob.js';
-import { serveTasks } from './workerPool.js';
+import { serveTasks } from '../workers/workerPool.js';
 
 serveTasks<RenderJob | null, Uint8Array | null>((job) => {
   if (job === null) return { result: null }; // warming up

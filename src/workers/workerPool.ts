@@ -31,7 +31,18 @@ interface Slot<T, R> {
   timer: NodeJS.Timeout | null;
 }
 
-type Reply<R> = { id: number; result: R; error?: undefined } | { id: number; error: string; result?: undefined };
+type Reply<R> = { id: number; result: R; error?: undefined } | { id: number; error: string; detail?: unknown; result?: undefined };
+
+/** What a task threw in its worker: the message, and the `detail` the error carried, if any. */
+export class WorkerTaskError extends Error {
+  constructor(
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+    this.name = 'WorkerTaskError';
+  }
+}
 
 export interface PoolStats {
   size: number;
@@ -94,7 +105,7 @@ export class WorkerPool<T, R> {
       if (!job || job.id !== reply.id) return;
       slot.job = null;
       this.clearTimer(slot);
-      if (reply.error !== undefined) job.reject(new Error(reply.error));
+      if (reply.error !== undefined) job.reject(new WorkerTaskError(reply.error, reply.detail));
       else job.resolve(reply.result as R);
       this.pump();
     });
@@ -171,7 +182,8 @@ export class WorkerPool<T, R> {
 
 /**
  * The worker side: answers each task with `handle`'s result (its buffers listed in `transfer`
- * are moved, not copied) or with the message of what it threw.
+ * are moved, not copied) or with the message of what it threw (and its `detail` property, which
+ * must be cloneable; the pool rejects with a WorkerTaskError carrying both).
  */
 export function serveTasks<T, R>(
   handle: (task: T) => Promise<{ result: R; transfer?: Transferable[] }> | { result: R; transfer?: Transferable[] },
@@ -183,7 +195,8 @@ export function serveTasks<T, R>(
       const { result, transfer } = await handle(task);
       port.postMessage({ id, result } satisfies Reply<R>, transfer ?? []);
     } catch (err) {
-      port.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies Reply<R>);
+      const detail = (err as { detail?: unknown } | null)?.detail;
+      port.postMessage({ id, error: err instanceof Error ? err.message : String(err), detail } satisfies Reply<R>);
     }
   });
 }
