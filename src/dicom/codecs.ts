@@ -386,6 +386,41 @@ function dcmjsInto(ts: string, entry: SyntaxEntry, encoded: Uint8Array, info: Fr
     restoreWords(target, dcmjsDecode(ts, entry.dcmjs, encoded, info, 0));
 }
 
+/**
+ * The size a codestream declares, read from its header without decoding it: the SIZ segment of a
+ * JPEG 2000 / HTJ2K codestream (width Xsiz - XOsiz, height Ysiz - YOsiz, Csiz components), or the
+ * SOF segment of a JPEG or JPEG-LS stream (X, Y, Nf). Null when the header cannot be read.
+ */
+export function declaredFrameSize(encoded: Uint8Array): { width: number; height: number; components: number } | null {
+  const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  if (encoded.length >= 42 && view.getUint16(0) === 0xff4f && view.getUint16(2) === 0xff51) {
+    return {
+      width: view.getUint32(8) - view.getUint32(16),
+      height: view.getUint32(12) - view.getUint32(20),
+      components: view.getUint16(40),
+    };
+  }
+  if (encoded.length < 4 || view.getUint16(0) !== 0xffd8) return null;
+  // Segments after SOI until a start-of-frame marker (SOF0-15 but DHT, JPG, DAC; SOF55 for JPEG-LS).
+  for (let at = 2; at + 4 <= encoded.length; ) {
+    if (encoded[at] !== 0xff) return null;
+    const marker = encoded[at + 1];
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    const length = view.getUint16(at + 2);
+    const sof = (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
+    if (sof) {
+      if (at + 10 > encoded.length) return null;
+      return { height: view.getUint16(at + 5), width: view.getUint16(at + 7), components: encoded[at + 9] };
+    }
+    if (length < 2) return null;
+    at += 2 + length;
+  }
+  return null;
+}
+
 function wasmInto(
   ts: string,
   entry: SyntaxEntry,
@@ -401,6 +436,14 @@ function wasmInto(
   // This CharLS build spends seconds (20 s for a 512 x 512 frame) decoding to the end of a
   // truncated stream before it fails; dcmjs-codecs' fails at once.
   if (name === 'charls' && !endsWithEoi(encoded)) throw new Declined('the stream has no end-of-image marker (truncated)');
+  // A decoder allocates what the stream's header declares before anything checks it, and
+  // WebAssembly memory never shrinks: a tiny frame claiming 16000 x 16000 would pin half a
+  // gigabyte in the worker for good. Decline unless the header agrees with the image.
+  const declared = declaredFrameSize(encoded);
+  if (!declared || declared.width !== info.columns || declared.height !== info.rows || declared.components !== 1) {
+    const what = declared ? `${declared.width}x${declared.height}, ${declared.components} components` : 'no readable header';
+    throw new Declined(`the stream declares ${what}; the image is ${info.columns}x${info.rows}, 1 component`);
+  }
   let decoder: WasmDecoder | null = null;
   let signed = false;
   try {

@@ -19,6 +19,7 @@ import {
   canDecode,
   type DecoderName,
   decodedFrameBytes,
+  declaredFrameSize,
   decodeFrame,
   decodeFrameInto,
   decodeFrameWith,
@@ -251,7 +252,14 @@ const GARBAGE: Uint8Array[] = [
   Uint8Array.from({ length: 3000 }, (_, i) => (i * 7919 + (i >> 3)) & 255),
   Uint8Array.from([0xff, 0xd8, 0xff, 0xf7, 0x00, 0x0b, 0x10, 0x00, 0x28, 0x00, 0x30]),
   Uint8Array.from([0xff, 0x4f, 0xff, 0x51, 0x00, 0x29, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30]),
+  // Headers that declare this image (48 x 40, one component) and then garbage: they reach the decoders.
+  Uint8Array.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, NY, 0x00, NX, 0x01, 0x01, 0x11, 0x00, 0x13, 0x57, 0x9b, 0xff, 0xd9]),
+  Uint8Array.from([0xff, 0xd8, 0xff, 0xf7, 0x00, 0x0b, 0x10, 0x00, NY, 0x00, NX, 0x01, 0x01, 0x11, 0x00, 0x13, 0x57, 0x9b, 0xff, 0xd9]),
 ];
+
+/** A stream that declares `width` x `height` with one component, and nothing else worth decoding. */
+const declaring = (sof: number, width: number, height: number): Uint8Array =>
+  Uint8Array.from([0xff, 0xd8, 0xff, sof, 0x00, 0x0b, 0x10, height >> 8, height & 255, width >> 8, width & 255, 0x01, 0x01, 0x11, 0x00, 0xff, 0xd9]);
 
 describe('decoder choice and refusals', () => {
   beforeAll(() => initCodecs());
@@ -404,6 +412,33 @@ describeWithTools('compressed transfer syntaxes (dcmtk, GDCM, OpenJPH)', ['dcmcj
       decodeFrameWith(name, '1.2.840.10008.1.2.4.201', frameOf(rawWords, 2), info, target);
       expect(worstError(rawWords, 2, target), `${name}, words restored`).toBe(0);
     }
+  });
+
+  it('a stream whose header declares another size is refused before any decoder allocates for it', () => {
+    const instances = decoderInstances();
+    const usage = decoderUsage();
+    for (const [ts, sof] of [
+      ['1.2.840.10008.1.2.4.80', 0xf7],
+      ['1.2.840.10008.1.2.4.50', 0xc0],
+    ] as const) {
+      const huge = declaring(sof, 16000, 16000);
+      expect(declaredFrameSize(huge)).toEqual({ width: 16000, height: 16000, components: 1 });
+      expect(() => decodeFrame(ts, huge, frameInfoOf('signed16'))).toThrow(DicomParseError);
+    }
+    // A JPEG 2000 codestream: SOC, SIZ with Xsiz 16000, Ysiz 16000, no offsets, one component.
+    const siz = new Uint8Array(47);
+    const view = new DataView(siz.buffer);
+    view.setUint16(0, 0xff4f);
+    view.setUint16(2, 0xff51);
+    view.setUint16(4, 41);
+    view.setUint32(8, 16000);
+    view.setUint32(12, 16000);
+    view.setUint16(40, 1);
+    expect(declaredFrameSize(siz)).toEqual({ width: 16000, height: 16000, components: 1 });
+    expect(() => decodeFrame('1.2.840.10008.1.2.4.201', siz, frameInfoOf('signed16'))).toThrow(DicomParseError);
+    // None of the WebAssembly decoders ran, nor was any made anew.
+    expect(decoderInstances()).toEqual(instances);
+    for (const name of ['openjph', 'charls', 'libjpeg-turbo'] as const) expect(decoderUsage()[name], name).toBe(usage[name]);
   });
 
   it('every decoder still decodes after many refused frames (its module renewed on the way)', () => {
