@@ -2,6 +2,8 @@
  * Rendering on worker threads gives the same bytes as rendering on the calling thread, reading
  * the volume in place from shared memory; the pool under it survives failing workers.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { obliqueLayout } from '../src/core/mpr/oblique.js';
 import { allocateVoxels, PixelFormat, type VoxelGrid } from '../src/core/volume/volume.js';
@@ -62,6 +64,34 @@ describe('RenderPool', () => {
   it('passes a failure back as an error naming it', async () => {
     const job: RenderJob = { kind: 'mpr', grid: grid(true), mode: 'axial', target: NZ, window };
     await expect(pool.render(job)).rejects.toThrow(/parameter 'target' must be an integer from 0 to 10/);
+  });
+});
+
+describe('memory of volumes the workers have seen', () => {
+  it('is freed once the volume is dropped: idle workers collect their garbage', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const bytes = 96 * 1024 * 1024;
+    const before = process.memoryUsage().arrayBuffers;
+    // The volume lives only inside this function: once it returns, nothing here holds it.
+    await (async () => {
+      const grid: VoxelGrid = {
+        dims: [1024, 1024, 48],
+        voxelSize: [1, 1, 1],
+        pixelFormat: PixelFormat.Int16,
+        data: allocateVoxels(PixelFormat.Int16, bytes / 2),
+      };
+      const window = { width: 100, level: 0, invert: false };
+      await Promise.all([0, 1, 2, 3].map((t) => pool.render({ kind: 'mpr', grid, mode: 'axial', target: t, window })));
+      expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThan(bytes * 0.9);
+    })();
+    let held = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 40 && held >= bytes / 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      gc();
+      held = process.memoryUsage().arrayBuffers - before;
+    }
+    expect(held).toBeLessThan(bytes / 2);
   });
 });
 

@@ -368,8 +368,9 @@ export class ProgressiveVolume implements VolumeLoad {
         this.phase = 'complete';
         this.result = volume;
         this.plan = null;
-        this.completed?.(volume);
+        // Waiters first: a callback that throws must not leave them waiting.
         this.resolveComplete(volume);
+        this.completed?.(volume);
       },
       (err: unknown) => {
         this.phase = 'failed';

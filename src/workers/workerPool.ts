@@ -15,6 +15,8 @@
  * `{ id, result }` or `{ id, error }`.
  */
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, type Transferable, Worker } from 'node:worker_threads';
 
 interface Job<T, R> {
@@ -158,8 +160,9 @@ export class WorkerPool<T, R> {
     slot.timer = null;
     const job = slot.job;
     slot.job = null;
-    void slot.worker.terminate();
-    job?.reject(new Error(`a ${this.name} task ran longer than ${this.taskTimeoutMs} ms and was stopped`));
+    // The task fails once its worker has stopped, so nothing writes into its buffers afterwards.
+    const stopped = slot.worker.terminate().catch(() => {});
+    void stopped.then(() => job?.reject(new Error(`a ${this.name} task ran longer than ${this.taskTimeoutMs} ms and was stopped`)));
     this.pump();
   }
 
@@ -190,13 +193,50 @@ export function serveTasks<T, R>(
 ): void {
   const port = parentPort;
   if (!port) throw new Error('serveTasks runs in a worker thread');
+  const collect = idleCollector();
   port.on('message', async ({ id, task }: { id: number; task: T }) => {
+    collect.busy();
     try {
       const { result, transfer } = await handle(task);
       port.postMessage({ id, result } satisfies Reply<R>, transfer ?? []);
     } catch (err) {
       const detail = (err as { detail?: unknown } | null)?.detail;
       port.postMessage({ id, error: err instanceof Error ? err.message : String(err), detail } satisfies Reply<R>);
+    } finally {
+      collect.idle();
     }
   });
+}
+
+/** How long a worker waits without tasks before it collects its garbage. */
+const IDLE_COLLECT_MS = 1000;
+
+/**
+ * Collects a worker's garbage once it has been idle for a moment. Tasks hand workers references
+ * to volumes in shared memory; a volume's memory is freed only when every thread holding one
+ * has dropped it, and an idle thread allocates nothing, so it would never collect: a volume the
+ * cache evicted (or a load that failed) would stay in memory, outside the budget, for as long as
+ * the workers idle. V8's gc() is reached through its flag, which is set for the process here.
+ */
+function idleCollector(): { busy: () => void; idle: () => void } {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let running = 0;
+  let timer: NodeJS.Timeout | null = null;
+  return {
+    busy() {
+      running++;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+    idle() {
+      running--;
+      if (running > 0) return;
+      timer = setTimeout(() => {
+        timer = null;
+        gc();
+      }, IDLE_COLLECT_MS);
+      timer.unref();
+    },
+  };
 }
