@@ -125,6 +125,16 @@ describe('WorkerPool', () => {
     }
   });
 
+  it('fails a task that cannot be sent to a worker, and runs the next one', async () => {
+    const echo = new WorkerPool<unknown, string>(url, 'test', 1);
+    try {
+      await expect(echo.run({ f: () => 1 })).rejects.toThrow(/a test task could not be sent to its worker/);
+      expect(await echo.run('next')).toBe('echo next');
+    } finally {
+      await echo.close();
+    }
+  });
+
   it('refuses queued tasks when closed', async () => {
     const echo = new WorkerPool<string, string>(url, 'test', 1);
     const running = expect(echo.run('x')).rejects.toThrow('the test pool is closed');

@@ -133,7 +133,13 @@ export class WorkerPool<T, R> {
       let slot = this.slots.find((s) => s.job === null);
       if (!slot) {
         if (this.slots.length >= this.size) return;
-        slot = this.spawn();
+        try {
+          slot = this.spawn();
+        } catch (err) {
+          // No thread can be started now (resources exhausted): the task fails, the process goes on.
+          this.queue.shift()!.reject(new Error(`no ${this.name} worker could be started: ${(err as Error).message}`));
+          continue;
+        }
       }
       const job = this.queue.shift()!;
       slot.job = job;
@@ -142,7 +148,14 @@ export class WorkerPool<T, R> {
         const target = slot;
         slot.timer = setTimeout(() => this.stopLate(target), this.taskTimeoutMs);
       }
-      slot.worker.postMessage({ id: job.id, task: job.task }, job.transfer);
+      try {
+        slot.worker.postMessage({ id: job.id, task: job.task }, job.transfer);
+      } catch (err) {
+        // A task that cannot be sent (not cloneable) fails alone; the worker stays free.
+        slot.job = null;
+        this.clearTimer(slot);
+        job.reject(new Error(`a ${this.name} task could not be sent to its worker: ${(err as Error).message}`));
+      }
     }
     for (const s of this.slots) if (s.job === null) s.worker.unref();
   }

@@ -13,6 +13,8 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     const mode = enumParam(q, 'mode', ORIENTATIONS, true);
     const target = numberParam(q, 'target', { integer: true });
     const win = windowParams(q);
+    // Watched from the start: a client that leaves while the load opens no longer keeps its slice first.
+    const gone = clientGone(reply);
     // The load as soon as its header pass is done: an axial image may not need the whole volume.
     const load = await app.deps.volumes.open(series);
     const layout = planeLayout(load, mode);
@@ -24,7 +26,7 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     }
     const w = await windowOfLoad(load, win);
     const image = await renderCached(app, `mpr:${volumeId(load)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
-      const { grid, target: plane } = await mprSource(load, mode, t, win, clientGone(reply));
+      const { grid, target: plane } = await mprSource(load, mode, t, win, gone);
       return {
         png: await app.deps.renderer.render({ kind: 'mpr', grid, mode, target: plane, window: w }),
         headers: {
