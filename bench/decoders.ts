@@ -38,6 +38,7 @@ import {
   initCodecs,
   loadDecoder,
   DECODER_NAMES,
+  monochromeFrameInfo,
 } from '../src/dicom/codecs.js';
 import { encapsulatedFrames } from '../src/dicom/frames.js';
 import { parseDicom } from '../src/dicom/parser.js';
@@ -149,16 +150,7 @@ const SOURCES: Record<Source, { bitsAllocated: 8 | 16; bitsStored: number; signe
   uint8: { bitsAllocated: 8, bitsStored: 8, signed: false },
 };
 
-const frameInfo = (source: Source): FrameInfo => ({
-  rows: NY,
-  columns: NX,
-  bitsAllocated: SOURCES[source].bitsAllocated,
-  bitsStored: SOURCES[source].bitsStored,
-  pixelRepresentation: SOURCES[source].signed ? 1 : 0,
-  samplesPerPixel: 1,
-  photometricInterpretation: 'MONOCHROME2',
-  planarConfiguration: 0,
-});
+const frameInfo = (source: Source): FrameInfo => monochromeFrameInfo(NY, NX, SOURCES[source]);
 
 const sourcePath = (source: Source): string => join(ROOT, `source-${source}.raw`);
 const fileName = (z: number): string => `z${String(z).padStart(3, '0')}.dcm`;

@@ -56,8 +56,15 @@ describe('RenderPool', () => {
   it('renders a grid outside shared memory on the calling thread, to the same bytes', async () => {
     const plain = grid(false);
     const shared = grid(true);
-    for (const [a, b] of jobs(plain).map((j, i) => [j, jobs(shared)[i]] as const)) {
-      expect((await pool.render(a)).equals(await pool.render(b))).toBe(true);
+    const fresh = new RenderPool(1);
+    try {
+      for (const [a, b] of jobs(plain).map((j, i) => [j, jobs(shared)[i]] as const)) {
+        expect((await fresh.render(a)).equals(await pool.render(b))).toBe(true);
+      }
+      // Not one worker was started: the plain grid never left this thread.
+      expect(fresh.stats()).toMatchObject({ workers: 0, busy: 0, queued: 0 });
+    } finally {
+      await fresh.close();
     }
   });
 

@@ -95,6 +95,18 @@ export interface FrameInfo {
   planarConfiguration: number;
 }
 
+/** The FrameInfo of a monochrome image of one sample a pixel (benchmarks and tests describe frames with it). */
+export const monochromeFrameInfo = (rows: number, columns: number, s: { bitsAllocated: number; bitsStored: number; signed: boolean }): FrameInfo => ({
+  rows,
+  columns,
+  bitsAllocated: s.bitsAllocated,
+  bitsStored: s.bitsStored,
+  pixelRepresentation: s.signed ? 1 : 0,
+  samplesPerPixel: 1,
+  photometricInterpretation: 'MONOCHROME2',
+  planarConfiguration: 0,
+});
+
 // ---------------------------------------------------------------------------------------------
 // The Emscripten modules of @cornerstonejs/codec-*: what is used of them (they ship no types)
 

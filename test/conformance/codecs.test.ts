@@ -28,6 +28,7 @@ import {
   decoderUsage,
   type FrameInfo,
   initCodecs,
+  monochromeFrameInfo,
 } from '../../src/dicom/codecs.js';
 import { encapsulatedFrames } from '../../src/dicom/frames.js';
 import { DicomParseError, parseDicom } from '../../src/dicom/parser.js';
@@ -235,16 +236,7 @@ const CHOSEN: Record<string, DecoderName> = {
   '1.2.840.10008.1.2.5': 'dcmjs-codecs',
 };
 
-const frameInfoOf = (source: keyof typeof SOURCES): FrameInfo => ({
-  rows: NY,
-  columns: NX,
-  bitsAllocated: SOURCES[source].bitsAllocated,
-  bitsStored: SOURCES[source].bitsStored,
-  pixelRepresentation: SOURCES[source].signed ? 1 : 0,
-  samplesPerPixel: 1,
-  photometricInterpretation: 'MONOCHROME2',
-  planarConfiguration: 0,
-});
+const frameInfoOf = (source: keyof typeof SOURCES): FrameInfo => monochromeFrameInfo(NY, NX, SOURCES[source]);
 
 /** Bytes that no decoder reads as a frame: random, a marker and garbage, a truncated header. */
 const GARBAGE: Uint8Array[] = [
