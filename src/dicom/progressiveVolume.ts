@@ -60,6 +60,13 @@ export interface VolumeHeader {
   readonly sliceRescale: readonly SliceRescale[];
   /** Each slice's DICOM window, in z order. */
   readonly sliceWindows: readonly (Window | null)[];
+  /**
+   * True for a stack of images that is not a volume (opened with allowStack: images in
+   * InstanceNumber order, then file order; slice spacing 1).
+   */
+  readonly stack?: boolean;
+  /** Bounds every value of the complete volume lies within, from the headers (see Volume.valueBounds); null when unknown. */
+  readonly valueBounds: readonly [number, number] | null;
   readonly attributes: Volume['attributes'];
 }
 
@@ -153,6 +160,7 @@ export class ProgressiveVolume implements VolumeLoad {
   readonly storedFormat: PixelFormat;
   readonly sliceRescale: readonly SliceRescale[];
   readonly sliceWindows: readonly (Window | null)[];
+  readonly valueBounds: readonly [number, number] | null;
   readonly attributes: Volume['attributes'];
   readonly complete: Promise<Volume>;
 
@@ -187,6 +195,7 @@ export class ProgressiveVolume implements VolumeLoad {
     this.storedFormat = h.storedFormat;
     this.sliceRescale = h.sliceRescale;
     this.sliceWindows = h.sliceWindows;
+    this.valueBounds = h.valueBounds;
     this.attributes = h.attributes;
     this.plan = plan;
     const nz = h.dims[2];
@@ -395,6 +404,7 @@ export function loadedVolume(v: Volume): VolumeLoad {
     storedFormat: v.pixelFormat,
     sliceRescale: v.sliceWindows.map(() => identity),
     sliceWindows: v.sliceWindows,
+    valueBounds: v.valueBounds ?? null,
     attributes: v.attributes,
     volume: v,
     complete,

@@ -342,6 +342,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       binary ? { slope: 1, intercept: 0 } : { slope: h.rescaleSlope, intercept: h.rescaleIntercept, padding: h.padding },
     ),
     sliceWindows: windows,
+    valueBounds: binary ? [0, 1] : valueBounds(ordered.map((s) => s.header)),
     attributes: {
       modality: first.modality ?? null,
       photometricInterpretation: first.photometricInterpretation,
@@ -420,6 +421,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       maxValue: max,
       monochrome1: header.monochrome1,
       sliceWindows: windows,
+      valueBounds: header.valueBounds,
       attributes: header.attributes,
     };
     return Object.freeze(volume);
@@ -484,6 +486,26 @@ export function earlyValues(headers: readonly SliceHeader[], stored: PixelFormat
       Number.isInteger(own) && Math.abs(own) <= EXACT && own <= lowest && own <= 0 && within(own, stored) && within(own, PixelFormat.Int16);
     return { slope, intercept, padding, paddingValue: keepsOwn ? own : null, format: holding(keepsOwn ? [...ends, own] : ends) };
   });
+}
+
+/**
+ * Bounds on every modality value of the series from its headers alone: each slice's BitsStored
+ * range through its (integer) Rescale Slope and Intercept, and each padding value as stored;
+ * null when a slice's rescale is not integer (its values need not be integers).
+ */
+export function valueBounds(headers: readonly SliceHeader[]): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const h of headers) {
+    const { rescaleSlope: slope, rescaleIntercept: intercept, padding } = h;
+    if (!Number.isInteger(slope) || !Number.isInteger(intercept)) return null;
+    const [a, b] = storedBounds(h);
+    const values = [a * slope + intercept, b * slope + intercept];
+    if (padding) values.push(padding[0] * slope + intercept);
+    lo = Math.min(lo, ...values);
+    hi = Math.max(hi, ...values);
+  }
+  return lo <= hi ? [lo, hi] : null;
 }
 
 /**

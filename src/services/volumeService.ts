@@ -35,6 +35,14 @@ export interface VolumeServiceOptions {
   pool?: DecodePool;
 }
 
+export interface OpenOptions {
+  /**
+   * A series whose images do not form a volume but are a stack of same-size monochrome images
+   * is opened as a stack (VolumeLoad.stack) instead of refused with 422.
+   */
+  allowStack?: boolean;
+}
+
 export class VolumeService {
   /** Loads under way by series UID, from the start of their header pass until they end. */
   private readonly loads = new Map<string, Promise<VolumeLoad>>();
@@ -60,7 +68,7 @@ export class VolumeService {
    * the load under way (started now if none is) is done. Rejects as `get` does for failures of
    * the header pass; later failures reject the load's waiters and `complete`.
    */
-  open(seriesUid: string): Promise<VolumeLoad> {
+  open(seriesUid: string, _options: OpenOptions = {}): Promise<VolumeLoad> {
     const complete = this.region.get(seriesUid, this.loader(seriesUid));
     // The cache calls the loader (which registers the load) before `get` returns when it starts a load.
     const loading = this.loads.get(seriesUid);

@@ -117,6 +117,12 @@ export interface Volume {
   readonly monochrome1: boolean;
   /** The DICOM window (first WindowCenter/WindowWidth values) of each slice, in z order. */
   readonly sliceWindows: readonly (Window | null)[];
+  /**
+   * Bounds every value lies within, known from the headers alone (BitsStored and integer
+   * rescales, padding included); null when the headers cannot bound them, absent for volumes
+   * not made by the loader.
+   */
+  readonly valueBounds?: readonly [number, number] | null;
   readonly attributes: {
     readonly modality: string | null;
     readonly photometricInterpretation: string;

@@ -1,0 +1,212 @@
+/**
+ * A series as the current CIRCUS API sees it: a list of images (all slices in z order, or those a
+ * partial volume descriptor names), each sent as its voxels in one integer pixel format. Shared
+ * by /series/:sid/metadata, /volume, /scan and the /ws/volume transfers.
+ *
+ * Policy:
+ * - Image k (1-based in descriptors, 0-based in `image(k)`) of the full series is slice z = k - 1
+ *   in the contract's slice order. A descriptor {start, end, delta} names images start,
+ *   start + delta, ..., end.
+ * - The pixel format is fixed by the headers alone whenever they bound the values (integer
+ *   rescales: see Volume.valueBounds): the stored format when it holds the bounds, else Int16,
+ *   else UInt16. So metadata and the first images are known before the volume is complete, and
+ *   a series always gets the same format. When the headers do not bound the values, the
+ *   complete volume's format is used if it is an integer one; a volume of non-integer values
+ *   (Float32) cannot be carried by this API: 422.
+ * - `image(k)` resolves as soon as that slice's values are known exactly (the slice alone when
+ *   the header pass tells its values, else the complete volume), and puts the slice first in
+ *   the load meanwhile. Binary images are packed 8 voxels a byte, most significant bit first,
+ *   each image from a byte boundary (as the 2016 API's /raw).
+ */
+import { badParameter, unprocessable } from '../core/errors.js';
+import { BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray } from '../core/volume/volume.js';
+import type { VolumeLoad } from '../dicom/progressiveVolume.js';
+import { numberParam, type Query } from '../http/params.js';
+
+/** The pixel formats of the current API, by name. */
+export type ModernPixelFormat = 'uint8' | 'int8' | 'uint16' | 'int16' | 'binary';
+
+const FORMAT_NAMES: Partial<Record<PixelFormat, ModernPixelFormat>> = {
+  [PixelFormat.UInt8]: 'uint8',
+  [PixelFormat.Int8]: 'int8',
+  [PixelFormat.UInt16]: 'uint16',
+  [PixelFormat.Int16]: 'int16',
+  [PixelFormat.Binary]: 'binary',
+};
+
+/** Images start, start + delta, ..., end (1-based). */
+export interface PartialVolumeDescriptor {
+  readonly start: number;
+  readonly end: number;
+  readonly delta: number;
+}
+
+/** `start`, `end` and `delta` from a query: all three (integers) or none; 400 otherwise. */
+export function descriptorParam(query: Query): PartialVolumeDescriptor | undefined {
+  const start = numberParam(query, 'start', { integer: true });
+  const end = numberParam(query, 'end', { integer: true });
+  const delta = numberParam(query, 'delta', { integer: true });
+  const given = [start, end, delta].filter((v) => v !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw badParameter('Volume descriptor is invalid: start, end and delta must be given together');
+  return { start: start!, end: end!, delta: delta! };
+}
+
+/** A descriptor given as a JSON object (the WebSocket's BEGIN_TRANSFER); 400 when malformed. */
+export function descriptorOf(value: unknown): PartialVolumeDescriptor | undefined {
+  if (value === undefined || value === null) return undefined;
+  const d = value as Record<string, unknown>;
+  if (typeof d !== 'object' || ![d.start, d.end, d.delta].every((v) => typeof v === 'number' && Number.isInteger(v))) {
+    throw badParameter('Volume descriptor is invalid: start, end and delta must be integers');
+  }
+  return { start: d.start as number, end: d.end as number, delta: d.delta as number };
+}
+
+/**
+ * The slices (z, 0-based) a descriptor names in a series of `n` images, in its order; every
+ * slice when there is none. 400 when it breaks a rule (the message names it).
+ */
+export function descriptorSlices(d: PartialVolumeDescriptor | undefined, n: number): number[] {
+  if (!d) return Array.from({ length: n }, (_, z) => z);
+  const { start, end, delta } = d;
+  const bad = (rule: string) => badParameter(`Volume descriptor is invalid: ${rule}`);
+  if (start < 1 || start > n || end < 1 || end > n) throw bad(`start and end must be between 1 and ${n}`);
+  if (delta === 0) throw bad('delta must not be 0');
+  if (end !== start && Math.sign(end - start) !== Math.sign(delta)) throw bad('delta must have the sign of end - start');
+  if ((end - start) % delta !== 0) throw bad('(end - start) / delta must be a whole number');
+  if (start === end && delta === -1) throw bad('start = end needs a positive delta');
+  const slices: number[] = [];
+  for (let k = start; delta > 0 ? k <= end : k >= end; k += delta) slices.push(k - 1);
+  return slices;
+}
+
+/**
+ * The format of the series' images when the headers fix it (see the policy above); null when
+ * only the complete volume can tell.
+ */
+export function headerFormat(load: Pick<VolumeLoad, 'storedFormat' | 'valueBounds'>): PixelFormat | null {
+  const b = load.valueBounds;
+  if (!b) return null;
+  const holds = (f: PixelFormat): boolean => {
+    const r = FORMAT_RANGE[f];
+    return r !== undefined && b[0] >= r[0] && b[1] <= r[1];
+  };
+  if (load.storedFormat === PixelFormat.Binary) return PixelFormat.Binary;
+  return [load.storedFormat, PixelFormat.Int16, PixelFormat.UInt16].find(holds) ?? null;
+}
+
+/** The format for a complete volume whose headers did not fix one: its own, when this API can carry it (else 422). */
+function volumeFormat(v: Volume): PixelFormat {
+  if (FORMAT_NAMES[v.pixelFormat] === undefined) {
+    throw unprocessable(
+      'the series has values that are not integers (a non-integer Rescale Slope or Intercept); this API carries integer formats only',
+    );
+  }
+  return v.pixelFormat;
+}
+
+/** Bytes one image of `count` voxels takes in `format` (Binary packed 8 a byte). */
+export const imageByteLength = (format: PixelFormat, count: number): number =>
+  format === PixelFormat.Binary ? Math.ceil(count / 8) : count * BYTES_PER_VOXEL[format];
+
+/** Writes `values` (modality values) into `out` as `format`, little-endian; Binary packs MSB first. */
+function writeImage(values: ArrayLike<number>, format: PixelFormat, out: Buffer): void {
+  const n = values.length;
+  switch (format) {
+    case PixelFormat.Binary:
+      out.fill(0);
+      for (let i = 0; i < n; i++) if (values[i]) out[i >> 3] |= 0x80 >> (i & 7);
+      return;
+    case PixelFormat.UInt8:
+      for (let i = 0; i < n; i++) out[i] = values[i];
+      return;
+    case PixelFormat.Int8:
+      for (let i = 0; i < n; i++) out.writeInt8(values[i], i);
+      return;
+    default: {
+      // Host order is little-endian on every platform Node supports here; a typed view writes it.
+      const view = format === PixelFormat.UInt16 ? new Uint16Array(out.buffer, out.byteOffset, n) : new Int16Array(out.buffer, out.byteOffset, n);
+      if (values instanceof Uint16Array || values instanceof Int16Array) {
+        if (values instanceof Uint16Array === view instanceof Uint16Array) {
+          view.set(values);
+          return;
+        }
+      }
+      for (let i = 0; i < n; i++) view[i] = values[i];
+    }
+  }
+}
+
+/** The images of one series (or of a partial volume of it) in the current API's format. */
+export class SeriesImages {
+  /** The slice (z) of each image, in order. */
+  readonly slices: readonly number[];
+  readonly columns: number;
+  readonly rows: number;
+  /** Bytes of one image. */
+  readonly imageBytes: number;
+
+  private constructor(
+    readonly load: VolumeLoad,
+    readonly format: PixelFormat,
+    slices: number[],
+  ) {
+    this.slices = slices;
+    this.columns = load.dims[0];
+    this.rows = load.dims[1];
+    this.imageBytes = imageByteLength(format, this.columns * this.rows);
+  }
+
+  /**
+   * The images of `load` a descriptor names (400 when it is invalid), once their format is known:
+   * at once when the headers fix it, else when the volume is complete (422 when this API cannot
+   * carry it; rejects with the load's failure).
+   */
+  static async of(load: VolumeLoad, descriptor?: PartialVolumeDescriptor): Promise<SeriesImages> {
+    const slices = descriptorSlices(descriptor, load.dims[2]);
+    const format = headerFormat(load) ?? volumeFormat(await load.complete);
+    return new SeriesImages(load, format, slices);
+  }
+
+  get count(): number {
+    return this.slices.length;
+  }
+
+  /** The current API's name of the format. */
+  get formatName(): ModernPixelFormat {
+    return FORMAT_NAMES[this.format]!;
+  }
+
+  /**
+   * Image `k` (0-based) as bytes, as soon as its values are known exactly; its slice is loaded
+   * first meanwhile. Rejects with the load's failure, with `signal.reason` when it fires first,
+   * with RangeError for a `k` outside 0 .. count - 1.
+   */
+  async image(k: number, signal?: AbortSignal): Promise<Buffer> {
+    const z = this.slices[k];
+    if (!Number.isInteger(k) || z === undefined) throw new RangeError(`image ${k} is not in 0 .. ${this.count - 1}`);
+    const perImage = this.columns * this.rows;
+    const out = Buffer.allocUnsafe(this.imageBytes);
+    if (this.load.volume === null) {
+      await this.load.slice(z, signal);
+      const early = this.load.axialSlice(z);
+      if (early) {
+        writeImage(early.data, this.format, out);
+        return out;
+      }
+    }
+    const volume = this.load.volume ?? (await this.load.complete);
+    writeImage(slab(volume.data, z * perImage, perImage), this.format, out);
+    return out;
+  }
+
+  /** The complete volume (for resampling), rejecting with the load's failure. */
+  volume(): Promise<Volume> {
+    return this.load.complete;
+  }
+}
+
+/** `count` voxels of `data` from `start`, without a copy. */
+function slab(data: VoxelArray, start: number, count: number): VoxelArray {
+  return data.subarray(start, start + count);
+}
