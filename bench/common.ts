@@ -72,8 +72,12 @@ export function ensureLoadSeries(uid: string, signed: boolean, intercept: number
  * Starts the server on a free loopback port, as `circus-rs serve` would with these options
  * (`options` may replace parts of it, such as the renderer, for comparisons).
  */
-export async function startServer(dataDir: string, options: ServerOptions = {}): Promise<{ server: Server; base: string }> {
-  const config = loadConfig({ flags: { dataDir, cacheBytes: '4G', logLevel: 'silent' }, env: {} });
+export async function startServer(
+  dataDir: string,
+  options: ServerOptions = {},
+  flags: Record<string, unknown> = {},
+): Promise<{ server: Server; base: string }> {
+  const config = loadConfig({ flags: { dataDir, cacheBytes: '4G', logLevel: 'silent', ...flags }, env: {} });
   const server = createServer(config, { useIndex: false, warmWorkers: true, ...options });
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = server.app.server.address() as AddressInfo;
@@ -149,3 +153,16 @@ export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+/**
+ * This process's peak resident memory so far against what it may hold: the cache's bytes in use
+ * at its fullest (volumes, volume streams, rendered images; `cacheBytes`) plus 250 MB.
+ */
+export function peakMemoryLine(cacheBytes: number): string {
+  const peak = process.resourceUsage().maxRSS * 1024;
+  const allowed = cacheBytes + 250e6;
+  return (
+    `peak RSS ${(peak / 1e6).toFixed(0)} MB against cache in use ${(cacheBytes / 1e6).toFixed(0)} MB + 250 MB = ${(allowed / 1e6).toFixed(0)} MB` +
+    ` (${peak <= allowed ? 'within' : 'OVER'}; ${((peak - cacheBytes) / 1e6).toFixed(0)} MB besides the cache)`
+  );
+}

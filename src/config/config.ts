@@ -71,6 +71,12 @@ export const OPTIONS = {
     description: 'largest side of an image in pixels (413 beyond)',
   },
   gzipLevel: { kind: 'integer', default: 1, min: 1, max: 9, description: 'gzip level of /raw streams' },
+  gzipStrategy: {
+    kind: 'string',
+    default: 'default',
+    choices: ['default', 'filtered', 'rle', 'huffman'],
+    description: 'zlib strategy of /raw streams (default, filtered, rle, huffman): rle and huffman compress faster, about 16% larger on CT',
+  },
   maxInflatedBytes: {
     kind: 'bytes',
     default: 1 * GiB,

@@ -17,6 +17,15 @@ export interface GzipOptions {
   parallel?: number;
 }
 
+/** zlib strategies by the names the configuration uses. */
+export const GZIP_STRATEGIES = {
+  default: constants.Z_DEFAULT_STRATEGY,
+  filtered: constants.Z_FILTERED,
+  rle: constants.Z_RLE,
+  huffman: constants.Z_HUFFMAN_ONLY,
+} as const;
+export type GzipStrategyName = keyof typeof GZIP_STRATEGIES;
+
 export const DEFAULT_GZIP_OPTIONS = { level: 1, strategy: constants.Z_DEFAULT_STRATEGY, pieceBytes: 1 << 20, parallel: 4 };
 
 function deflatePiece(data: Buffer, last: boolean, o: Required<GzipOptions>): Promise<Buffer> {

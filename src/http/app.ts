@@ -22,7 +22,16 @@ import { statusRoute } from './routes/status.js';
 export interface AppDeps {
   config: Pick<
     Config,
-    'corsOrigin' | 'development' | 'maxImageSide' | 'gzipLevel' | 'auth' | 'tokenIssuers' | 'trustProxy' | 'requestTimeoutMs' | 'maxUrlLength'
+    | 'corsOrigin'
+    | 'development'
+    | 'maxImageSide'
+    | 'gzipLevel'
+    | 'gzipStrategy'
+    | 'auth'
+    | 'tokenIssuers'
+    | 'trustProxy'
+    | 'requestTimeoutMs'
+    | 'maxUrlLength'
   >;
   volumes: VolumeService;
   /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */

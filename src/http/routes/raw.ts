@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { gzipParallel } from '../../encode/gzip.js';
+import { GZIP_STRATEGIES, type GzipStrategyName, gzipParallel } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
 import { volumeId } from '../../services/cacheRegions.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
@@ -21,7 +21,9 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     const volume = await app.deps.volumes.get(series);
     const streams = app.deps.cache.volumeStreams;
     // Keyed by the loaded volume: a series loaded again never gets an older stream.
-    const key = `${volumeId(volume)}:${format}:${app.deps.config.gzipLevel}`;
+    const { gzipLevel: level, gzipStrategy } = app.deps.config;
+    const strategy = GZIP_STRATEGIES[gzipStrategy as GzipStrategyName] ?? GZIP_STRATEGIES.default;
+    const key = `${volumeId(volume)}:${format}:${level}:${strategy}`;
     reply.type('application/octet-stream').header('Content-Encoding', 'gzip').header('Cache-Control', 'private, max-age=600');
     const cached = streams.peek(key);
     if (cached) return reply.header('Content-Length', String(cached.bytes)).send(Readable.from(cached.pieces, { objectMode: false }));
@@ -34,7 +36,7 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     let keeping = keep;
     let complete = false;
     async function* stream(): AsyncGenerator<Buffer> {
-      for await (const piece of gzipParallel(voxelDump(volume, format), { level: app.deps.config.gzipLevel })) {
+      for await (const piece of gzipParallel(voxelDump(volume, format), { level, strategy })) {
         if (keeping) {
           bytes += piece.length;
           if (bytes > limit) {

@@ -1,0 +1,148 @@
+/**
+ * The speed of /raw on realistic noisy CT, per gzip strategy, and the server's peak memory.
+ *
+ *   npm run bench:raw        (writes the phantom series under .bench-data/raw/ once, then measures)
+ *
+ * The series is bench/phantom.ts's 512 x 512 x 300 CT (signed Int16, correlated noise in every
+ * tissue), stored uncompressed. For each zlib strategy (`--gzip-strategy`; `default` is the
+ * baseline, measured first in the same run), the built server (`node dist/cli.js serve`, as
+ * `npm start` runs it; the script builds it first) is started in a process of its own, the
+ * volume is loaded (not timed), and a child process downloads /raw (combined) three times,
+ * timing each from the request to the last byte:
+ *   - the first request: compressed on the libuv thread pool while it is sent (rendered, no cache);
+ *   - then twice more, sent from the cache's volume stream region (cached).
+ * Printed: MB/s of voxels (157 MB), the ratio of the first request to the baseline's, bytes
+ * sent against voxels, and the server's CPU time per wall second during the first request.
+ * Then 40 sagittal images, each rendered (its own window), and the server's peak RSS (VmHWM)
+ * against the cache's bytes in use + 250 MB. Figures only.
+ */
+import { fork, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { imageElements, writeDicom } from '../src/dicom/writer.js';
+import { inWorker } from './common.js';
+import { NX, NY, NZ, phantomSlices } from './phantom.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/raw');
+const UID = '1.2.826.0.1.3680043.10.1453.700.1';
+const STRATEGIES = ['default', 'huffman', 'rle', 'filtered'] as const;
+
+/** Writes the phantom series (run in a child process so its slices never count in this one's memory). */
+function writeSeries(): void {
+  const partial = join(ROOT, 'partial');
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  let k = 0;
+  for (const pixels of phantomSlices()) {
+    const elements = imageElements({
+      rows: NY,
+      columns: NX,
+      bitsAllocated: 16,
+      signed: true,
+      pixels,
+      seriesInstanceUid: UID,
+      sopInstanceUid: `${UID}.${k + 1}`,
+      seriesDescription: 'raw benchmark phantom',
+      instanceNumber: k + 1,
+      imagePositionPatient: [-200, -200, -k * 0.625],
+      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
+      pixelSpacing: [0.78125, 0.78125],
+      sliceThickness: 0.625,
+      rescaleIntercept: 0,
+      rescaleSlope: 1,
+      windowCenter: 40,
+      windowWidth: 400,
+    });
+    writeFileSync(join(partial, `CT${String(k).padStart(4, '0')}.dcm`), writeDicom(elements));
+    k++;
+  }
+  renameSync(partial, join(ROOT, UID));
+}
+
+if (process.argv[2] === '--write') {
+  writeSeries();
+  process.exit(0);
+}
+
+if (!(existsSync(join(ROOT, UID)) && readdirSync(join(ROOT, UID)).length === NZ)) {
+  console.log(`writing the phantom series under ${ROOT} (once; later runs reuse it)`);
+  await new Promise<void>((done, fail) =>
+    fork(fileURLToPath(import.meta.url), ['--write'], { execArgv: process.execArgv, stdio: 'inherit' }).on('exit', (code) =>
+      code === 0 ? done() : fail(new Error(`writing the series failed (${code})`)),
+    ),
+  );
+}
+
+const voxelBytes = NX * NY * NZ * 2;
+const voxelMB = voxelBytes / 1e6;
+const CLI = resolve(fileURLToPath(import.meta.url), '../../dist/cli.js');
+
+/** The built server on a free loopback port, in a process of its own. */
+async function startCli(flags: string[]): Promise<{ base: string; pid: number; stop: () => void }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--cache-bytes', '4G', '--log-format', 'json', ...flags], {
+    env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((done, fail) => {
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => {
+      text += c.toString();
+      const m = /127\.0\.0\.1:(\d+)/.exec(text);
+      if (m) done(Number(m[1]));
+    });
+    child.on('exit', (code) => fail(new Error(`the server exited (${code}): ${text.slice(0, 500)}`)));
+  });
+  child.stdout.resume();
+  return { base: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
+}
+
+/** A figure of /proc/<pid>/status in bytes (VmRSS, VmHWM). */
+const procBytes = (pid: number, key: string): number =>
+  Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const cpuSeconds = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+
+let baseline = 0;
+console.log(
+  `/raw?series=...&format=combined of ${NX}x${NY}x${NZ} noisy CT (${voxelMB.toFixed(0)} MB of voxels), gzip level 1, whole body read by a child process:`,
+);
+for (const strategy of STRATEGIES) {
+  const server = await startCli(['--data-dir', ROOT, '--gzip-strategy', strategy]);
+  try {
+    const meta = await fetch(`${server.base}/metadata?series=${UID}`);
+    if (meta.status !== 200) throw new Error(`/metadata: ${meta.status} ${await meta.text()}`);
+    const url = `${server.base}/raw?series=${UID}`;
+    for (const label of ['first (compressed while sent)', 'repeated (cached)', 'repeated again (cached)']) {
+      const cpu0 = cpuSeconds(server.pid);
+      const d = await inWorker({ kind: 'download', url });
+      const cpu = cpuSeconds(server.pid) - cpu0;
+      if (d.status !== 200 || d.inflatedBytes === null) throw new Error(`/raw: status ${d.status}`);
+      const rate = voxelMB / (d.ms / 1000);
+      const first = label.startsWith('first');
+      if (first && strategy === 'default') baseline = rate;
+      console.log(
+        `  ${strategy.padEnd(9)} ${label.padEnd(30)} ${d.ms.toFixed(0).padStart(6)} ms ${rate.toFixed(0).padStart(6)} MB/s of voxels` +
+          (first ? `  ${(rate / baseline).toFixed(2)}x default` : '             ') +
+          `  sent ${(d.bytes / 1e6).toFixed(1)} MB (${((100 * d.bytes) / voxelBytes).toFixed(1)}% of the voxels)` +
+          (first ? `  server CPU ${(cpu / (d.ms / 1000)).toFixed(2)} cores` : ''),
+      );
+    }
+    for (let i = 0; i < 40; i++) {
+      const r = await fetch(`${server.base}/mpr?series=${UID}&mode=sagittal&target=${i * 12}&ww=${300 + i}&wl=40`);
+      if (r.status !== 200) throw new Error(`/mpr: ${r.status}`);
+      await r.arrayBuffer();
+    }
+    const status = (await (await fetch(`${server.base}/status`)).json()) as { cache: { usedBytes: number } };
+    const peak = procBytes(server.pid, 'VmHWM');
+    const used = status.cache.usedBytes;
+    console.log(
+      `  ${''.padEnd(9)} server peak RSS ${(peak / 1e6).toFixed(0)} MB against cache in use ${(used / 1e6).toFixed(0)} MB + 250 MB = ` +
+        `${((used + 250e6) / 1e6).toFixed(0)} MB: ${peak <= used + 250e6 ? 'within' : 'OVER'} (${((peak - used) / 1e6).toFixed(0)} MB besides the cache)`,
+    );
+  } finally {
+    server.stop();
+  }
+}
