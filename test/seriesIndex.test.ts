@@ -2,6 +2,10 @@ import Database from 'better-sqlite3';
 import { rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readHeader } from '../src/dicom/fileReader.js';
+import { loadVolume } from '../src/dicom/volumeLoader.js';
+import { DataDirectorySource } from '../src/sources/dataDirectory.js';
+import { FileInstance } from '../src/sources/fileInstance.js';
 import { SeriesIndex } from '../src/sources/seriesIndex.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
 
@@ -107,10 +111,58 @@ describe('SeriesIndex', () => {
     const reopened = new Database(dbPath, { readonly: true });
     try {
       const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
-      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'series_uid', 'note']);
-      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '2' });
+      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'series_uid', 'note', 'header']);
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '3' });
     } finally {
       reopened.close();
+    }
+  });
+
+  it('keeps each file header, which a series load takes instead of reading the file while the file is unchanged', async () => {
+    const files = writeSeries(join(tmp.path, 'tree', 'a'), {
+      uid: '1.2.70',
+      slices: 3,
+      windowCenter: 40,
+      windowWidth: 400,
+      fileName: (k) => `F${k}`,
+    });
+    // Whole seconds, so the mtime can be put back exactly after a rewrite.
+    const T = 1_700_000_000;
+    for (const f of files) utimesSync(f, T, T);
+    const index = new SeriesIndex(tmp.path, join(tmp.path, '.idx.sqlite'));
+    try {
+      await index.update();
+      const known = index.headersOf('1.2.70');
+      expect([...known.keys()].sort()).toEqual([...files].sort());
+      for (const f of files) {
+        const st = statSync(f);
+        expect(known.get(f)).toEqual({ size: st.size, mtimeMs: st.mtimeMs, header: await readHeader(new FileInstance(f)) });
+      }
+      expect(index.headersOf('9.9.9').size).toBe(0);
+
+      // The middle file rewritten with another window but the same size and mtime: the index's
+      // header is still taken (it is what proves the file was not read for its header).
+      const st = statSync(files[1]);
+      writeSeries(join(tmp.path, 'tree', 'a'), {
+        uid: '1.2.70',
+        slices: 3,
+        windowCenter: 50,
+        windowWidth: 500,
+        fileName: (k) => (k === 1 ? 'F1' : `unused${k}`),
+      });
+      rmSync(join(tmp.path, 'tree', 'a', 'unused0'));
+      rmSync(join(tmp.path, 'tree', 'a', 'unused2'));
+      expect(statSync(files[1]).size).toBe(st.size);
+      utimesSync(files[1], T, T);
+      const source = new DataDirectorySource(tmp.path, index);
+      const load = async () => loadVolume((await source.find('1.2.70'))!.instances, { maxVoxels: 1e6 });
+      expect((await load()).sliceWindows.map((w) => w?.level)).toEqual([40, 40, 40]);
+
+      // Once its mtime differs, the file is read again.
+      utimesSync(files[1], T + 5, T + 5);
+      expect((await load()).sliceWindows.map((w) => w?.level)).toEqual([40, 50, 40]);
+    } finally {
+      index.close();
     }
   });
 });

@@ -62,7 +62,7 @@ export interface VolumeHeader {
   readonly sliceWindows: readonly (Window | null)[];
   /**
    * True for a stack of images that is not a volume (opened with allowStack: images in
-   * InstanceNumber order, then file order; slice spacing 1).
+   * InstanceNumber order, then file order; slice spacing 1); absent for a volume.
    */
   readonly stack?: boolean;
   /** Bounds every value of the complete volume lies within, from the headers (see Volume.valueBounds); null when unknown. */
@@ -161,6 +161,7 @@ export class ProgressiveVolume implements VolumeLoad {
   readonly sliceRescale: readonly SliceRescale[];
   readonly sliceWindows: readonly (Window | null)[];
   readonly valueBounds: readonly [number, number] | null;
+  readonly stack?: boolean;
   readonly attributes: Volume['attributes'];
   readonly complete: Promise<Volume>;
 
@@ -196,6 +197,7 @@ export class ProgressiveVolume implements VolumeLoad {
     this.sliceRescale = h.sliceRescale;
     this.sliceWindows = h.sliceWindows;
     this.valueBounds = h.valueBounds;
+    if (h.stack) this.stack = true;
     this.attributes = h.attributes;
     this.plan = plan;
     const nz = h.dims[2];
@@ -405,6 +407,7 @@ export function loadedVolume(v: Volume): VolumeLoad {
     sliceRescale: v.sliceWindows.map(() => identity),
     sliceWindows: v.sliceWindows,
     valueBounds: v.valueBounds ?? null,
+    ...(v.stack ? { stack: true } : {}),
     attributes: v.attributes,
     volume: v,
     complete,

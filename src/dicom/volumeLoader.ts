@@ -7,7 +7,11 @@
  *    multi-frame instance gives one slice per frame. Every slice is checked (pixel data,
  *    monochrome, a decodable transfer syntax, 1, 8 or 16 bits, consistent with the first) and
  *    the slices are ordered (core/volume): size, geometry, stored format and each slice's
- *    rescale and window are then fixed.
+ *    rescale and window are then fixed. With `allowStack`, slices that are not one volume for
+ *    a reason of geometry alone (orientations, positions, PixelSpacing: a SliceGeometryError)
+ *    are ordered as a stack of images instead (`stackSlices`: InstanceNumber, then source
+ *    order; slice spacing 1), and the load and its volume say `stack: true`; everything else
+ *    (checks, limits, loading, values) is the same.
  * 2. The voxel bytes are reserved with the caller (cache budget) before anything is allocated,
  *    then one buffer of the stored type is allocated in shared memory, and `openVolume` returns
  *    a ProgressiveVolume (progressiveVolume.ts) that fills it.
@@ -39,7 +43,7 @@
  */
 import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, type StoredRange } from '../core/volume/modality.js';
-import { orderSlices } from '../core/volume/sliceOrdering.js';
+import { orderSlices, SliceGeometryError, type SliceGeometryInput, type SliceOrdering, stackSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
 import type { Instance } from '../sources/source.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
@@ -67,6 +71,11 @@ export interface LoadOptions {
   pool?: DecodePool;
   /** Called with the complete volume just before `complete` resolves (to tie ids to it). */
   onComplete?: (volume: Volume) => void;
+  /**
+   * Slices that are not one volume by their geometry (SliceGeometryError) are opened as a stack
+   * of images (see the module comment) instead of refused; a series that is a volume loads as one.
+   */
+  allowStack?: boolean;
 }
 
 /** One image plane: a single-frame instance, or one frame of a multi-frame instance. */
@@ -77,15 +86,18 @@ interface Slice {
   header: SliceHeader;
   /** Frame index in the instance (0 for single-frame instances). */
   frame: number;
+  /** Where a stack puts it: its InstanceNumber (with the frame number), undefined when the instance has none. */
+  stackNumber: number | undefined;
 }
 
 /** The slices of one instance: one, or one per frame with the frame's own geometry. */
 function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
-  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0 }];
+  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0, stackNumber: h.instanceNumber }];
   return h.frames.map((f, i) => ({
     instance,
     label: `${instance.name} frame ${i + 1}`,
     frame: i,
+    stackNumber: h.instanceNumber === undefined ? undefined : h.instanceNumber * 1e6 + f.frameNumber,
     header: {
       ...h,
       imagePositionPatient: f.imagePositionPatient ?? h.imagePositionPatient,
@@ -272,7 +284,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
   // 1. Headers.
   const read = await mapLimit(instances, concurrency, async (instance): Promise<Slice[] | null> => {
     try {
-      const header = await readHeader(instance, limits);
+      const header = (await instance.knownHeader?.()) ?? (await readHeader(instance, limits));
       if (options.seriesInstanceUid !== undefined && header.seriesInstanceUid !== options.seriesInstanceUid) {
         log(`skipped ${instance.name}: SeriesInstanceUID ${header.seriesInstanceUid ?? '(none)'} is not the series asked for`);
         return null;
@@ -293,19 +305,27 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
   // Checks and order.
   const pool = options.pool;
   for (const s of slices) checkSlice(s, slices[0], pool !== undefined, options.maxFrameBytes ?? 256 * 1024 * 1024);
-  const ordering = orderSlices(
-    slices.map((s) => ({
-      label: s.label,
-      rows: s.header.rows,
-      columns: s.header.columns,
-      pixelSpacing: s.header.pixelSpacing,
-      imagePositionPatient: s.header.imagePositionPatient,
-      imageOrientationPatient: s.header.imageOrientationPatient,
-      instanceNumber: s.header.instanceNumber,
-      sliceThickness: s.header.sliceThickness,
-      spacingBetweenSlices: s.header.spacingBetweenSlices,
-    })),
-  );
+  const geometry: SliceGeometryInput[] = slices.map((s) => ({
+    label: s.label,
+    rows: s.header.rows,
+    columns: s.header.columns,
+    pixelSpacing: s.header.pixelSpacing,
+    imagePositionPatient: s.header.imagePositionPatient,
+    imageOrientationPatient: s.header.imageOrientationPatient,
+    instanceNumber: s.header.instanceNumber,
+    sliceThickness: s.header.sliceThickness,
+    spacingBetweenSlices: s.header.spacingBetweenSlices,
+  }));
+  let stack = false;
+  let ordering: SliceOrdering;
+  try {
+    ordering = orderSlices(geometry);
+  } catch (err) {
+    if (!options.allowStack || !(err instanceof SliceGeometryError)) throw err;
+    log(`opened as a stack of images: ${err.message}`);
+    ordering = stackSlices(geometry.map((g, i) => ({ ...g, instanceNumber: slices[i].stackNumber })));
+    stack = true;
+  }
   const ordered = ordering.order.map((i) => slices[i]);
   const first = ordered[0].header;
   const nx = first.columns;
@@ -336,6 +356,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
     voxelSize: ordering.voxelSize,
     geometry: ordering.geometry,
     uniformSpacing: ordering.uniformSpacing,
+    ...(stack ? { stack: true } : {}),
     monochrome1: first.photometricInterpretation === 'MONOCHROME1',
     storedFormat: stored,
     sliceRescale: ordered.map(({ header: h }) =>
@@ -422,6 +443,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       monochrome1: header.monochrome1,
       sliceWindows: windows,
       valueBounds: header.valueBounds,
+      ...(stack ? { stack: true } : {}),
       attributes: header.attributes,
     };
     return Object.freeze(volume);

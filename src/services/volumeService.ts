@@ -3,12 +3,20 @@
  * arrive together) and keeps them in the byte-budget cache.
  *
  * Policy:
- * - One load per series at a time, in the cache's volume region: its bytes are reserved there
- *   from the header pass on, and a load that fails leaves the cache (its bytes released), so
- *   the next request tries again.
+ * - One load per series and kind (volume, stack) at a time, in the cache's volume region: its
+ *   bytes are reserved there from the header pass on, and a load that fails leaves the cache (its
+ *   bytes released), so the next request tries again.
  * - `get` gives the complete volume; `open` gives the load itself as soon as its header pass is
  *   done (size, geometry, stored format), so that a request can wait for its own slices only.
  *   A volume already loaded is opened as a complete load.
+ * - Stacks (`open` with `allowStack`, for the current API): a series is opened as its volume
+ *   when it is one (the very entry `get` and `open` use: one load for both APIs), and as a stack
+ *   of images (VolumeLoad.stack) when its slices are not one volume for a reason of geometry
+ *   (SliceGeometryError). A stack is cached under its own key (`stackKey`), so `get` and `open`
+ *   without the option never see it and still refuse the series with the same 422. A series
+ *   found to be a stack is remembered as one, so that later stack requests go straight to the
+ *   stack (no header pass to find it out again); should its files have become a volume since, the
+ *   stack load says so (no `stack`), and the series is then forgotten as a stack.
  * - The load and the volume it completes to have one volumeId, so images cached from either
  *   are the same images, and a series loaded again never gets them.
  * - A load goes on when the requests that wait for it go away: the volume is kept in the cache
@@ -18,6 +26,7 @@ import { notFound, tooLarge } from '../core/errors.js';
 import type { Volume } from '../core/volume/volume.js';
 import type { DecodePool } from '../dicom/decodePool.js';
 import type { ReadLimits } from '../dicom/fileReader.js';
+import { SliceGeometryError } from '../core/volume/sliceOrdering.js';
 import { loadedVolume, type VolumeLoad } from '../dicom/progressiveVolume.js';
 import { openVolume } from '../dicom/volumeLoader.js';
 import type { SeriesSource } from '../sources/source.js';
@@ -43,13 +52,18 @@ export interface OpenOptions {
   allowStack?: boolean;
 }
 
+/** The cache key of a series' stack (never a series UID, which has no space). */
+export const stackKey = (seriesUid: string): string => `${seriesUid} stack`;
+
 export class VolumeService {
-  /** Loads under way by series UID, from the start of their header pass until they end. */
+  /** Loads under way by cache key (series UID, or stackKey), from the start of their header pass until they end. */
   private readonly loads = new Map<string, Promise<VolumeLoad>>();
+  /** Series UIDs whose last load with allowStack was a stack. */
+  private readonly stacks = new Set<string>();
 
   constructor(
     private readonly source: SeriesSource,
-    /** Where loaded volumes are kept, by series UID. */
+    /** Where loaded volumes are kept, by series UID (stacks by stackKey). */
     readonly region: CacheRegion<Volume>,
     private readonly options: VolumeServiceOptions,
   ) {}
@@ -60,18 +74,36 @@ export class VolumeService {
    * cannot be read or decoded, named), 503 (no room in the cache in time).
    */
   get(seriesUid: string): Promise<Volume> {
-    return this.region.get(seriesUid, this.loader(seriesUid));
+    return this.region.get(seriesUid, this.loader(seriesUid, false));
   }
 
   /**
    * The series' load: at once for a volume in the cache (complete), else when the header pass of
    * the load under way (started now if none is) is done. Rejects as `get` does for failures of
-   * the header pass; later failures reject the load's waiters and `complete`.
+   * the header pass; later failures reject the load's waiters and `complete`. With `allowStack`,
+   * a series whose slices are not one volume by their geometry opens as a stack instead.
    */
-  open(seriesUid: string, _options: OpenOptions = {}): Promise<VolumeLoad> {
-    const complete = this.region.get(seriesUid, this.loader(seriesUid));
+  open(seriesUid: string, options: OpenOptions = {}): Promise<VolumeLoad> {
+    if (!options.allowStack) return this.openKey(seriesUid, seriesUid, false);
+    if (this.stacks.has(seriesUid)) return this.openStack(seriesUid);
+    return this.openKey(seriesUid, seriesUid, false).catch((err: unknown) => {
+      if (!(err instanceof SliceGeometryError)) throw err;
+      this.stacks.add(seriesUid);
+      return this.openStack(seriesUid);
+    });
+  }
+
+  private async openStack(seriesUid: string): Promise<VolumeLoad> {
+    const load = await this.openKey(stackKey(seriesUid), seriesUid, true);
+    if (!load.stack) this.stacks.delete(seriesUid);
+    return load;
+  }
+
+  /** The load cached or under way under `key`, started now if there is none. */
+  private openKey(key: string, seriesUid: string, allowStack: boolean): Promise<VolumeLoad> {
+    const complete = this.region.get(key, this.loader(seriesUid, allowStack));
     // The cache calls the loader (which registers the load) before `get` returns when it starts a load.
-    const loading = this.loads.get(seriesUid);
+    const loading = this.loads.get(key);
     if (loading) {
       complete.catch(() => {}); // the load's failure reaches its waiters
       return loading;
@@ -83,7 +115,9 @@ export class VolumeService {
     });
   }
 
-  private loader(seriesUid: string): Loader<Volume> {
+  /** Loads the series under its own key, or (`allowStack`) under its stackKey. */
+  private loader(seriesUid: string, allowStack: boolean): Loader<Volume> {
+    const key = allowStack ? stackKey(seriesUid) : seriesUid;
     return async (reserve) => {
       let opened!: (load: VolumeLoad) => void;
       let refused!: (err: unknown) => void;
@@ -92,7 +126,7 @@ export class VolumeService {
         refused = reject;
       });
       opening.catch(() => {}); // seen by whoever opens it
-      this.loads.set(seriesUid, opening);
+      this.loads.set(key, opening);
       try {
         const found = await this.source.find(seriesUid);
         if (!found) throw notFound(`series ${seriesUid} is not found`);
@@ -109,6 +143,7 @@ export class VolumeService {
           log: (m) => this.options.log(`series ${seriesUid}: ${m}`),
           concurrency: this.options.concurrency,
           pool: this.options.pool,
+          allowStack,
           onComplete: (volume) => shareVolumeId(load, volume),
         });
         opened(load);
@@ -118,7 +153,7 @@ export class VolumeService {
         refused(err);
         throw err;
       } finally {
-        if (this.loads.get(seriesUid) === opening) this.loads.delete(seriesUid);
+        if (this.loads.get(key) === opening) this.loads.delete(key);
       }
     };
   }

@@ -70,7 +70,9 @@ export class DataDirectorySource implements SeriesSource {
   async find(seriesUid: string): Promise<SeriesInstances | null> {
     const found = await this.findFiles(seriesUid);
     if (!found) return null;
-    return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p))) };
+    // Headers the index read before save the header pass from reading every file again.
+    const known = this.index?.headersOf(seriesUid);
+    return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p), known?.get(p))) };
   }
 
   /** The files of a series (absolute paths, natural order) and the layout they were found in. */

@@ -8,7 +8,15 @@ import { close, open, read, stat } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
+import type { SliceHeader } from '../dicom/sliceHeader.js';
 import type { Instance, WorkerInput } from './source.js';
+
+/** A header read before (by the index), with the size and mtime of the file it was read from. */
+export interface KnownHeader {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly header: SliceHeader;
+}
 
 const openP = promisify(open);
 const closeP = promisify(close);
@@ -20,7 +28,19 @@ export class FileInstance implements Instance {
   constructor(
     readonly path: string,
     readonly name: string = basename(path),
+    private readonly known?: KnownHeader,
   ) {}
+
+  /** The header read before, while the file's size and mtime are those it was read at. */
+  async knownHeader(): Promise<SliceHeader | undefined> {
+    if (!this.known) return undefined;
+    try {
+      const st = await statP(this.path);
+      return st.size === this.known.size && st.mtimeMs === this.known.mtimeMs ? this.known.header : undefined;
+    } catch {
+      return undefined;
+    }
+  }
 
   async read(target: Buffer, position: number, targetOffset = 0, length = target.length - targetOffset): Promise<number> {
     const fd = await openP(this.path, 'r');

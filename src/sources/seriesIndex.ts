@@ -1,6 +1,8 @@
 /**
  * An index of every DICOM file under a data directory, for folder trees that do not name
  * their series (CD exports, PACS dumps): path -> SeriesInstanceUID, read from headers only.
+ * Each file's slice header is kept too, so that a series' header pass can take it from here
+ * instead of reading every file again (while the file's size and mtime are unchanged).
  *
  * Stored in SQLite (better-sqlite3). Updates are incremental: a file whose size and mtime are
  * unchanged is not read again, new and changed files are read (first kilobytes only), removed
@@ -12,8 +14,9 @@ import type { Dir, Stats } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
+import type { SliceHeader } from '../dicom/sliceHeader.js';
 import { mapLimit } from '../dicom/volumeLoader.js';
-import { FileInstance } from './fileInstance.js';
+import { FileInstance, type KnownHeader } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 
 export interface IndexProgress {
@@ -34,7 +37,7 @@ export interface IndexSummary {
 }
 
 /** Version of the tables' shape; the files table of another version is dropped and rebuilt. */
-const SCHEMA_VERSION = '2';
+const SCHEMA_VERSION = '3';
 
 export class SeriesIndex {
   private readonly db: Database.Database;
@@ -66,7 +69,8 @@ export class SeriesIndex {
         size INTEGER NOT NULL,
         mtime_ms REAL NOT NULL,
         series_uid TEXT,
-        note TEXT
+        note TEXT,
+        header TEXT
       );
       CREATE INDEX IF NOT EXISTS files_by_series ON files(series_uid);
     `);
@@ -80,6 +84,28 @@ export class SeriesIndex {
   filesOf(seriesUid: string): string[] {
     const rows = this.db.prepare('SELECT path FROM files WHERE series_uid = ?').all(seriesUid) as { path: string }[];
     return rows.map((r) => join(this.root, r.path)).sort(naturalCompare);
+  }
+
+  /**
+   * The slice headers the index holds for the files of a series, by absolute path, with the size
+   * and mtime each was read at (a header is valid only while they are unchanged).
+   */
+  headersOf(seriesUid: string): Map<string, KnownHeader> {
+    const rows = this.db.prepare('SELECT path, size, mtime_ms, header FROM files WHERE series_uid = ? AND header IS NOT NULL').all(seriesUid) as {
+      path: string;
+      size: number;
+      mtime_ms: number;
+      header: string;
+    }[];
+    const known = new Map<string, KnownHeader>();
+    for (const r of rows) {
+      try {
+        known.set(join(this.root, r.path), { size: r.size, mtimeMs: r.mtime_ms, header: JSON.parse(r.header) as SliceHeader });
+      } catch {
+        // A header that does not parse is read from the file instead.
+      }
+    }
+    return known;
   }
 
   /** Series known to the index with their file counts. */
@@ -136,7 +162,7 @@ export class SeriesIndex {
 
     if (this.closed) throw new Error('the index was closed during the update');
     const removed = [...known.keys()].filter((p) => !seen.has(p));
-    const upsert = this.db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note) VALUES (?, ?, ?, ?, ?)');
+    const upsert = this.db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note, header) VALUES (?, ?, ?, ?, ?, ?)');
     const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
     this.db.transaction((paths: string[]) => {
       for (const p of paths) remove.run(p);
@@ -153,10 +179,11 @@ export class SeriesIndex {
       const rows = await mapLimit(batch, options.concurrency ?? 16, async (f) => {
         try {
           const h = await readHeader(new FileInstance(join(this.root, f.rel), f.rel), options.readLimits);
-          return [f.rel, f.size, f.mtime, h.seriesInstanceUid ?? null, h.seriesInstanceUid ? null : 'no SeriesInstanceUID'];
+          const uid = h.seriesInstanceUid ?? null;
+          return [f.rel, f.size, f.mtime, uid, uid ? null : 'no SeriesInstanceUID', uid ? JSON.stringify(h) : null];
         } catch (err) {
           notDicom++;
-          return [f.rel, f.size, f.mtime, null, (err as Error).message.slice(0, 200)];
+          return [f.rel, f.size, f.mtime, null, (err as Error).message.slice(0, 200), null];
         }
       });
       this.db.transaction(() => {

@@ -5,6 +5,8 @@
  * instance chooses to hand one to a worker thread as the cheapest way to reach its bytes.
  */
 
+import type { SliceHeader } from '../dicom/sliceHeader.js';
+
 /** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
 export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
 
@@ -23,6 +25,11 @@ export interface Instance {
   bytes(): Promise<Buffer>;
   /** What a decoding worker is given to read the same bytes. */
   forWorker(): Promise<WorkerInput>;
+  /**
+   * The instance's slice header when the source already knows it (an index read it before and
+   * the instance has not changed since); undefined when it must be read.
+   */
+  knownHeader?(): Promise<SliceHeader | undefined>;
 }
 
 /** The instances of one series as a source found them. */

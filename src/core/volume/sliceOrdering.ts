@@ -15,8 +15,14 @@
  * - Refused (422, naming the slice): different Rows/Columns or PixelSpacing, orientations
  *   differing by more than 1e-3 in any component, two slices at one position (closer than
  *   1e-3 mm along n), an orientation whose cosines are not two independent directions.
+ *   Every refusal but a size one (Rows/Columns) is a SliceGeometryError: the slices are not
+ *   one volume, but may still be a stack of images (`stackSlices`).
+ * - A stack (`stackSlices`): same-size images in InstanceNumber order (ascending; images
+ *   without one after those with one; ties and those keep the given order), sx and sy from the
+ *   PixelSpacing of the image at z = 0 (1 when absent), sz = 1, its orientation (or the
+ *   identity when it has none or a broken one) and position (or no origin).
  */
-import { unprocessable } from '../errors.js';
+import { CircusError, unprocessable } from '../errors.js';
 import { cross, dot, normalize, scale, type Vec3 } from '../geometry/vec3.js';
 import type { VolumeGeometry } from './volume.js';
 
@@ -39,10 +45,23 @@ export interface SliceOrdering {
   readonly order: number[];
   readonly voxelSize: [number, number, number];
   readonly uniformSpacing: boolean;
-  /** Distances between neighbouring slices along the normal (length n - 1). */
+  /** Distances between neighbouring slices along the normal (length n - 1; empty without positions and for a stack). */
   readonly spacings: number[];
   readonly geometry: VolumeGeometry;
 }
+
+/**
+ * A 422 for slices that are not one volume by their geometry alone (orientations, positions,
+ * PixelSpacing): the images may still be served as a stack. Refusals for anything else (sizes,
+ * pixel data, limits) are plain CircusErrors.
+ */
+export class SliceGeometryError extends CircusError {
+  constructor(message: string) {
+    super('UNPROCESSABLE_SERIES', message);
+  }
+}
+
+const geometryError = (message: string): SliceGeometryError => new SliceGeometryError(message);
 
 const ORIENTATION_TOLERANCE = 1e-3;
 const SAME_POSITION_MM = 1e-3;
@@ -68,7 +87,8 @@ function fallbackSpacing(s: SliceGeometryInput): number {
   return 1;
 }
 
-function checkConsistency(slices: readonly SliceGeometryInput[]): void {
+/** Refuses (422, not a SliceGeometryError) slices that are not all of one positive size. */
+function checkSizes(slices: readonly SliceGeometryInput[]): void {
   const first = slices[0];
   if (!(first.rows > 0 && first.columns > 0)) {
     throw unprocessable(`slice ${first.label}: Rows x Columns is ${first.rows}x${first.columns}`);
@@ -79,10 +99,17 @@ function checkConsistency(slices: readonly SliceGeometryInput[]): void {
         `slice ${s.label}: Rows x Columns ${s.rows}x${s.columns} differ from ${first.rows}x${first.columns} of slice ${first.label}`,
       );
     }
+  }
+}
+
+function checkConsistency(slices: readonly SliceGeometryInput[]): void {
+  checkSizes(slices);
+  const first = slices[0];
+  for (const s of slices) {
     const a = s.pixelSpacing;
     const b = first.pixelSpacing;
     if (finite(a, 2) !== finite(b, 2) || (a && b && (Math.abs(a[0] - b[0]) > 1e-3 || Math.abs(a[1] - b[1]) > 1e-3))) {
-      throw unprocessable(
+      throw geometryError(
         `slice ${s.label}: PixelSpacing ${a?.join('\\') ?? 'absent'} differs from ${b?.join('\\') ?? 'absent'} of slice ${first.label}`,
       );
     }
@@ -91,11 +118,11 @@ function checkConsistency(slices: readonly SliceGeometryInput[]): void {
     if (finite(oa, 6) && finite(ob, 6)) {
       for (let k = 0; k < 6; k++) {
         if (Math.abs(oa![k] - ob![k]) > ORIENTATION_TOLERANCE) {
-          throw unprocessable(`slice ${s.label}: ImageOrientationPatient ${oa!.join('\\')} differs from ${ob!.join('\\')} of slice ${first.label}`);
+          throw geometryError(`slice ${s.label}: ImageOrientationPatient ${oa!.join('\\')} differs from ${ob!.join('\\')} of slice ${first.label}`);
         }
       }
     } else if (finite(oa, 6) !== finite(ob, 6)) {
-      throw unprocessable(`slice ${s.label}: ImageOrientationPatient is present on some slices and missing on others`);
+      throw geometryError(`slice ${s.label}: ImageOrientationPatient is present on some slices and missing on others`);
     }
   }
 }
@@ -109,7 +136,7 @@ function orientationOf(s: SliceGeometryInput): { row: Vec3; col: Vec3; normal: V
     if (Math.abs(dot(row, col)) > 0.01) throw new RangeError('not orthogonal');
     return { row, col, normal, iop };
   } catch {
-    throw unprocessable(`slice ${s.label}: ImageOrientationPatient ${iop.join('\\')} is not two orthogonal directions`);
+    throw geometryError(`slice ${s.label}: ImageOrientationPatient ${iop.join('\\')} is not two orthogonal directions`);
   }
 }
 
@@ -150,7 +177,7 @@ export function orderSlices(slices: readonly SliceGeometryInput[]): SliceOrderin
     const a = ascending[k - 1];
     const b = ascending[k];
     if (projection[b] - projection[a] < SAME_POSITION_MM) {
-      throw unprocessable(
+      throw geometryError(
         `slice ${slices[b].label}: same position as slice ${slices[a].label} (ImagePositionPatient ${slices[b].imagePositionPatient!.join('\\')})`,
       );
     }
@@ -176,6 +203,47 @@ export function orderSlices(slices: readonly SliceGeometryInput[]): SliceOrderin
       rowDirection: clean(row),
       columnDirection: clean(col),
       sliceDirection: clean(increasing ? normal : scale(normal, -1)),
+      imageOrientationPatient: iop,
+    },
+  };
+}
+
+/**
+ * The slices as a stack of images rather than a volume (see the module comment): for series
+ * whose slices `orderSlices` refuses with a SliceGeometryError. Refuses (422) slices of
+ * different sizes, as `orderSlices` does.
+ */
+export function stackSlices(slices: readonly SliceGeometryInput[]): SliceOrdering {
+  if (slices.length === 0) throw unprocessable('the series has no image slices');
+  checkSizes(slices);
+  const numbered = (s: SliceGeometryInput): boolean => s.instanceNumber !== undefined && Number.isFinite(s.instanceNumber);
+  const indices = slices.map((_, i) => i);
+  const order = [
+    // Array.prototype.sort is stable: equal numbers keep the given order.
+    ...indices.filter((i) => numbered(slices[i])).sort((a, b) => slices[a].instanceNumber! - slices[b].instanceNumber!),
+    ...indices.filter((i) => !numbered(slices[i])),
+  ];
+  const first = slices[order[0]];
+  let orientation: ReturnType<typeof orientationOf>;
+  try {
+    orientation = orientationOf(first);
+  } catch {
+    orientation = orientationOf({ ...first, imageOrientationPatient: undefined });
+  }
+  const { row, col, normal, iop } = orientation;
+  const spacing = first.pixelSpacing;
+  const sy = finite(spacing, 2) && spacing![0] > 0 ? spacing![0] : 1;
+  const sx = finite(spacing, 2) && spacing![1] > 0 ? spacing![1] : 1;
+  return {
+    order,
+    voxelSize: [sx, sy, 1],
+    uniformSpacing: true,
+    spacings: [],
+    geometry: {
+      origin: finite(first.imagePositionPatient, 3) ? clean(first.imagePositionPatient!.slice(0, 3) as unknown as Vec3) : null,
+      rowDirection: clean(row),
+      columnDirection: clean(col),
+      sliceDirection: clean(normal),
       imageOrientationPatient: iop,
     },
   };

@@ -123,6 +123,11 @@ export interface Volume {
    * not made by the loader.
    */
   readonly valueBounds?: readonly [number, number] | null;
+  /**
+   * True for a stack of images that is not one volume (images in InstanceNumber order, then
+   * source order; slice spacing 1); absent for a volume.
+   */
+  readonly stack?: boolean;
   readonly attributes: {
     readonly modality: string | null;
     readonly photometricInterpretation: string;
