@@ -10,7 +10,9 @@
  *
  * For each syntax, in fresh processes (the files in the page cache beforehand;
  * GLIBC_TUNABLES=glibc.malloc.hugetlb=1), the server is composed as the CLI composes it
- * (createServer, its decoding and rendering workers started at start-up; no header index), and
+ * (createServer, its decoding and rendering workers started at start-up), with and without its
+ * header index (the CLI's default; built before the clock starts, so the header pass takes
+ * each file's header from it instead of reading the file), and
  * made to serve another series first (bench:load's signed series, bench/common.ts: /metadata and
  * one image), so that its code is as warm as in a server that has been running; then one cold
  * request for the measured series is timed:
@@ -26,8 +28,8 @@
  * Figures only; nothing is asserted.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/config.js';
@@ -35,6 +37,7 @@ import { parseDicom } from '../src/dicom/parser.js';
 import { describeTransferSyntax } from '../src/dicom/tags.js';
 import { createServer } from '../src/server.js';
 import { DataDirectorySource } from '../src/sources/dataDirectory.js';
+import { SeriesIndex } from '../src/sources/seriesIndex.js';
 import { ensureSeries as ensureWarmUpSeries, LOAD_ROOT, median, SERIES_UID as WARM_UP_UID } from './common.js';
 import { NZ } from './phantom.js';
 
@@ -85,12 +88,15 @@ interface Measurement {
   bytes: number;
 }
 
-async function measure(kind: 'whole' | 'first', key: string): Promise<Measurement> {
+async function measure(kind: 'whole' | 'first', key: string, indexed: boolean): Promise<Measurement> {
   const s = codecSeries()!.find((x) => x.key === key)!;
   execFileSync('sh', ['-c', 'cat "$0"/* > /dev/null', join(s.dataDir, s.uid)]);
   const config = loadConfig({ flags: { dataDir: s.dataDir, cacheBytes: '4G', logLevel: 'silent' }, env: {} });
+  const indexDir = mkdtempSync(join(tmpdir(), 'circus-rs-firstimage-'));
+  const index = indexed ? new SeriesIndex(s.dataDir, join(indexDir, 'index.sqlite')) : null;
+  await index?.update();
   // The measured series' folder, and bench:load's for the warm-up.
-  const measured = new DataDirectorySource(s.dataDir, null);
+  const measured = new DataDirectorySource(s.dataDir, index);
   const warmUp = new DataDirectorySource(LOAD_ROOT, null);
   const source = { find: async (uid: string) => (uid === WARM_UP_UID ? warmUp.find(uid) : measured.find(uid)) };
   const server = createServer(config, { useIndex: false, warmWorkers: true, source });
@@ -106,6 +112,8 @@ async function measure(kind: 'whole' | 'first', key: string): Promise<Measuremen
     const ms = performance.now() - t0;
     if (res.statusCode !== 200) throw new Error(`${s.name}: /metadata: ${res.statusCode} ${res.body}`);
     await server.close();
+    index?.close();
+    rmSync(indexDir, { recursive: true, force: true });
     return { kind, ms, completeMs: null, secondMs: null, bytes: res.rawPayload.length };
   }
   const url = (z: number): string => `/mpr?series=${s.uid}&mode=axial&target=${z}&${WINDOW}`;
@@ -120,11 +128,13 @@ async function measure(kind: 'whole' | 'first', key: string): Promise<Measuremen
   const completeMs = performance.now() - t0;
   if (meta.statusCode !== 200) throw new Error(`${s.name}: /metadata after the image: ${meta.statusCode} ${meta.body}`);
   await server.close();
+  index?.close();
+  rmSync(indexDir, { recursive: true, force: true });
   return { kind, ms, completeMs, secondMs, bytes: res.rawPayload.length };
 }
 
-function runChild(kind: string, key: string): Measurement {
-  const out = execFileSync(process.execPath, [...process.execArgv, THIS_FILE, '--measure', kind, key], {
+function runChild(kind: string, key: string, indexed: boolean): Measurement {
+  const out = execFileSync(process.execPath, [...process.execArgv, THIS_FILE, '--measure', kind, key, indexed ? 'indexed' : 'files'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
@@ -135,7 +145,7 @@ function runChild(kind: string, key: string): Measurement {
 }
 
 if (process.argv[2] === '--measure') {
-  const m = await measure(process.argv[3] as 'whole' | 'first', process.argv[4]);
+  const m = await measure(process.argv[3] as 'whole' | 'first', process.argv[4], process.argv[5] === 'indexed');
   console.log(`RESULT ${JSON.stringify(m)}`);
 } else {
   ensureWarmUpSeries();
@@ -158,9 +168,11 @@ if (process.argv[2] === '--measure') {
   for (let round = 1; round <= ROUNDS; round++) {
     const t = performance.now();
     for (const s of series) {
-      for (const kind of round % 2 ? ['first', 'whole'] : ['whole', 'first']) {
-        const k = `${s.key}/${kind}`;
-        runs.set(k, [...(runs.get(k) ?? []), runChild(kind, s.key)]);
+      for (const indexed of [false, true]) {
+        for (const kind of round % 2 ? ['first', 'whole'] : ['whole', 'first']) {
+          const k = `${s.key}/${kind}/${indexed}`;
+          runs.set(k, [...(runs.get(k) ?? []), runChild(kind, s.key, indexed)]);
+        }
       }
     }
     console.log(`  round ${round} of ${ROUNDS}: ${((performance.now() - t) / 1000).toFixed(0)} s`);
@@ -168,17 +180,20 @@ if (process.argv[2] === '--measure') {
   const pad = (v: string, n: number): string => v.padStart(n);
   const cell = (xs: number[]): string =>
     `${pad(median(xs).toFixed(0), 6)} ms ${pad(`${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`, 11)}`;
-  console.log(
-    `\n  ${'syntax'.padEnd(26)} ${'first image'.padEnd(21)} ${'whole load'.padEnd(21)} ${pad('ratio', 6)}   ${'then complete'.padEnd(9)} ${pad(`image ${SECOND_TARGET} next`, 14)}`,
-  );
-  for (const s of series) {
-    const first = runs.get(`${s.key}/first`)!;
-    const whole = runs.get(`${s.key}/whole`)!;
-    const ratio = median(first.map((m) => m.ms)) / median(whole.map((m) => m.ms));
+  for (const indexed of [false, true]) {
+    console.log(indexed ? '\nheaders from the index (as `circus-rs serve` runs once its index is built):' : '\nheaders read from the files:');
     console.log(
-      `  ${s.name.slice(0, 26).padEnd(26)} ${cell(first.map((m) => m.ms))} ${cell(whole.map((m) => m.ms))} ${pad((ratio * 100).toFixed(1), 5)}%` +
-        `   ${pad(median(first.map((m) => m.completeMs!)).toFixed(0), 6)} ms ${pad(median(first.map((m) => m.secondMs!)).toFixed(0), 9)} ms`,
+      `  ${'syntax'.padEnd(26)} ${'first image'.padEnd(21)} ${'whole load'.padEnd(21)} ${pad('ratio', 6)}   ${'then complete'.padEnd(9)} ${pad(`image ${SECOND_TARGET} next`, 14)}`,
     );
+    for (const s of series) {
+      const first = runs.get(`${s.key}/first/${indexed}`)!;
+      const whole = runs.get(`${s.key}/whole/${indexed}`)!;
+      const ratio = median(first.map((m) => m.ms)) / median(whole.map((m) => m.ms));
+      console.log(
+        `  ${s.name.slice(0, 26).padEnd(26)} ${cell(first.map((m) => m.ms))} ${cell(whole.map((m) => m.ms))} ${pad((ratio * 100).toFixed(1), 5)}%` +
+          `   ${pad(median(first.map((m) => m.completeMs!)).toFixed(0), 6)} ms ${pad(median(first.map((m) => m.secondMs!)).toFixed(0), 9)} ms`,
+      );
+    }
   }
   console.log('  first image: request to the whole PNG; whole load: request to the /metadata answer (median, fastest-slowest);');
   console.log('  ratio: median first image / median whole load; then complete: from the first request until /metadata answers in');

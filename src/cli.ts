@@ -81,7 +81,7 @@ serve.action(async (opts: Record<string, unknown>) => {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  const base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}${config.basePath}`;
   const indexing = server.startIndexing();
   indexing
     ?.then((s) =>

@@ -237,7 +237,15 @@ describe('access declared per route', () => {
       for (const route of seen) expect(declared).toContain(route);
       const series = s.app.routeAccess.filter((r) => r.access === 'series');
       const publicRoutes = s.app.routeAccess.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`);
-      expect(publicRoutes.sort()).toEqual(['GET /requestToken', 'GET /status', 'HEAD /requestToken', 'HEAD /status', 'OPTIONS *']);
+      expect(publicRoutes.sort()).toEqual([
+        'GET /requestToken',
+        'GET /status',
+        'GET /token',
+        'HEAD /requestToken',
+        'HEAD /status',
+        'HEAD /token',
+        'OPTIONS *',
+      ]);
       expect(series.map((r) => r.url)).toEqual(expect.arrayContaining(['/metadata', '/mpr', '/oblique', '/raw', '/volume']));
       const issued = (await s.app.inject({ url: `/requestToken?series=${DEFAULT_UID}`, remoteAddress: '127.0.0.1' })).json().token as string;
       for (const route of series) {

@@ -20,7 +20,13 @@ interface OptionSpec {
   minLength?: number;
   /** For lists: entries are addresses or CIDR blocks. */
   addresses?: boolean;
+  /** For strings: a non-empty value must match, else `patternRule` says why. */
+  pattern?: RegExp;
+  patternRule?: string;
 }
+
+/** A base path: empty, or '/' and segments, not ending with '/' (`/rs`, `/images/rs`). */
+export const BASE_PATH_PATTERN = /^(\/[^/?#\s]+)+$/;
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -107,6 +113,13 @@ export const OPTIONS = {
   },
   loadConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'files read at once while loading a series' },
   corsOrigin: { kind: 'string', default: '*', description: 'value of Access-Control-Allow-Origin' },
+  basePath: {
+    kind: 'string',
+    default: '',
+    pattern: BASE_PATH_PATTERN,
+    patternRule: "must be empty or start with '/' and not end with '/' (for example /rs)",
+    description: 'path every route is served under, for example /rs (default: the root)',
+  },
   logLevel: {
     kind: 'string',
     default: 'info',
@@ -141,6 +154,34 @@ export const OPTIONS = {
   },
   requestTimeoutMs: { kind: 'integer', default: 30_000, min: 1000, max: 3_600_000, description: 'time a client has to send its whole request' },
   maxUrlLength: { kind: 'integer', default: 4096, min: 256, max: 65536, description: 'longest request URL accepted' },
+  wsMaxTransfersPerSocket: {
+    kind: 'integer',
+    default: 8,
+    min: 1,
+    max: 1024,
+    description: 'transfers one /ws/volume socket may have under way at once (TRANSFER_ERROR 429 beyond)',
+  },
+  wsMaxSocketsPerAddress: {
+    kind: 'integer',
+    default: 16,
+    min: 1,
+    max: 65_535,
+    description: '/ws/volume sockets one client address may have open at once (429 beyond)',
+  },
+  wsMaxMessageBytes: {
+    kind: 'bytes',
+    default: 64 * 1024,
+    min: 1024,
+    max: 16 * MiB,
+    description: 'largest message a /ws/volume client may send (the socket is closed with 1009 beyond)',
+  },
+  wsIdleTimeoutMs: {
+    kind: 'integer',
+    default: 300_000,
+    min: 1000,
+    max: 86_400_000,
+    description: 'a /ws/volume socket with no message, no image written and no load waited for this long is closed',
+  },
   development: { kind: 'boolean', default: false, description: 'development mode: 500 responses carry the stack trace' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -176,6 +217,7 @@ function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
       if (typeof raw !== 'string') bad('must be a string');
       if (spec.choices && !spec.choices.includes(raw as string)) bad(`must be one of ${spec.choices.join(', ')}`);
       if (spec.minLength !== undefined && raw !== '' && (raw as string).length < spec.minLength) bad(`must be at least ${spec.minLength} characters`);
+      if (spec.pattern && raw !== '' && !spec.pattern.test(raw as string)) bad(spec.patternRule ?? `must match ${spec.pattern}`);
       return raw;
     case 'boolean':
       if (typeof raw === 'boolean') return raw;

@@ -5,7 +5,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
-import type { Config } from '../config/config.js';
+import { BASE_PATH_PATTERN, type Config } from '../config/config.js';
 import type { CacheRegions } from '../services/cacheRegions.js';
 import { inProcessRenderer, type Renderer } from '../services/renderPool.js';
 import type { TokenService } from '../services/tokens.js';
@@ -16,8 +16,10 @@ import { metadataRoute } from './routes/metadata.js';
 import { mprRoute } from './routes/mpr.js';
 import { obliqueRoute } from './routes/oblique.js';
 import { rawRoute } from './routes/raw.js';
+import { currentApiRoutes } from './routes/currentApi.js';
 import { requestTokenRoute } from './routes/requestToken.js';
 import { statusRoute } from './routes/status.js';
+import { registerVolumeSocket } from './routes/volumeSocket.js';
 
 export interface AppDeps {
   config: Pick<
@@ -32,6 +34,11 @@ export interface AppDeps {
     | 'trustProxy'
     | 'requestTimeoutMs'
     | 'maxUrlLength'
+    | 'basePath'
+    | 'wsMaxTransfersPerSocket'
+    | 'wsMaxSocketsPerAddress'
+    | 'wsMaxMessageBytes'
+    | 'wsIdleTimeoutMs'
   >;
   volumes: VolumeService;
   /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */
@@ -63,9 +70,19 @@ declare module 'fastify' {
 
 export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center';
 
+/** CORS headers every response carries (beside Access-Control-Allow-Origin), preflight answers included. */
+export const CORS_HEADERS = {
+  'Access-Control-Allow-Methods': 'GET',
+  'Access-Control-Allow-Headers': 'Authorization',
+  'Access-Control-Max-Age': '86400',
+  'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+} as const;
+
 export function buildApp(deps: AppDeps): FastifyInstance {
   // Authentication without a way to check tokens would let every request through.
   if (deps.config.auth && !deps.tokens) throw new Error('authentication mode needs a token service');
+  const basePath = deps.config.basePath ?? '';
+  if (basePath !== '' && !BASE_PATH_PATTERN.test(basePath)) throw new Error(`basePath must start with '/' and not end with '/', got '${basePath}'`);
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
@@ -107,7 +124,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: true },
     // Requests fastify refuses before routing (a malformed URL) get the contract's body too.
     frameworkErrors: (error, _request, reply) => {
-      reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin).header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+      reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin).headers(CORS_HEADERS);
       sendError(reply, 400, `bad request: ${error.message}`);
     },
   });
@@ -121,7 +138,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
-    reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+    reply.headers(CORS_HEADERS);
     if (deps.config.corsOrigin !== '*') reply.header('Vary', 'Origin');
     if (app.closing) return sendError(reply.header('Connection', 'close'), 503, 'the server is shutting down');
     if (request.url.length > deps.config.maxUrlLength) {
@@ -137,18 +154,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'OPTIONS') return;
-    const action = request.routeOptions.url?.replace(/^\//, '') || 'unknown';
+    const action = request.routeOptions.url?.slice(basePath.length).replace(/^\//, '') || 'unknown';
     if (reply.statusCode >= 400) app.counters._error++;
     else app.counters[action] = (app.counters[action] ?? 0) + 1;
   });
 
+  // Preflight on any path (under the base path or not): 204 with the CORS headers the hook above set.
   app.options('*', { config: { access: 'public' } }, async (_request, reply) => {
-    reply
-      .code(204)
-      .header('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS')
-      .header('Access-Control-Allow-Headers', 'Authorization, Content-Type')
-      .header('Access-Control-Max-Age', '86400')
-      .send();
+    reply.code(204).send();
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -173,11 +186,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendError(reply, 500, 'internal error', deps.config.development ? { stack: error.stack } : {});
   });
 
-  app.register(statusRoute);
-  app.register(metadataRoute);
-  app.register(mprRoute);
-  app.register(obliqueRoute);
-  app.register(rawRoute);
-  if (deps.tokens) app.register(requestTokenRoute);
+  // Every route of both APIs sits under the base path (the root when it is empty).
+  app.register(
+    async (api) => {
+      api.register(statusRoute);
+      api.register(metadataRoute);
+      api.register(mprRoute);
+      api.register(obliqueRoute);
+      api.register(rawRoute);
+      if (deps.tokens) api.register(requestTokenRoute);
+      api.register(currentApiRoutes);
+    },
+    { prefix: basePath },
+  );
+  // WebSocket /ws/volume: upgrades of the HTTP server, outside fastify's routing.
+  registerVolumeSocket(app);
   return app;
 }

@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
-import { seriesParam, single, type Query } from './params.js';
+import { seriesParam, sidParam, single, type Query } from './params.js';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="CircusRS"';
 
@@ -44,7 +44,7 @@ function tokenOf(request: FastifyRequest): string | undefined {
 /** The series a request names: the `sid` path parameter, else the `series` query parameter (400 when malformed). */
 export function seriesOf(request: FastifyRequest): string {
   const sid = (request.params as Record<string, string | undefined> | undefined)?.sid;
-  return sid !== undefined ? seriesParam({ series: sid }) : seriesParam(request.query as Query);
+  return sid !== undefined ? sidParam(sid) : seriesParam(request.query as Query);
 }
 
 /** Installs the declaration check and the one access hook; call before any route is registered. */

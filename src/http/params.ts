@@ -31,6 +31,36 @@ export function seriesParam(query: Query): string {
   return uid;
 }
 
+/** The series UID of a `/series/:sid/...` path: a DICOM UID with at least one dot. */
+export function sidParam(sid: string): string {
+  if (!isValidUid(sid) || !sid.includes('.')) {
+    throw badParameter(`path parameter 'sid' must be a DICOM UID (digits and dots, at least one dot, at most 64 characters)`);
+  }
+  return sid;
+}
+
+/** `count` comma-separated finite numbers (`origin=x,y,z`). */
+export function vectorParam(query: Query, name: string, count: number, required: true): number[];
+export function vectorParam(query: Query, name: string, count: number, required?: boolean): number[] | undefined;
+export function vectorParam(query: Query, name: string, count: number, required = false): number[] | undefined {
+  const text = single(query, name, required);
+  if (text === undefined) return undefined;
+  const parts = text.split(',');
+  if (parts.length !== count) throw badParameter(`parameter '${name}' must be ${count} comma-separated numbers, got '${text.slice(0, 60)}'`);
+  return parts.map((p, i) => parseDecimal(p, `parameter '${name}' (value ${i + 1})`));
+}
+
+/**
+ * A flag the way the current CIRCUS API reads it: false when absent, empty or one of 0, false,
+ * f, no (any case); true for anything else.
+ */
+export function flagParam(query: Query, name: string): boolean {
+  const v = query[name];
+  if (Array.isArray(v)) throw badParameter(`parameter '${name}' is given more than once`);
+  if (v === undefined) return false;
+  return !/^(0|false|f|no|)$/i.test(v.trim());
+}
+
 /** Parses one finite decimal number; `what` names it in the message. */
 export function parseDecimal(text: string, what: string): number {
   const t = text.trim();

@@ -110,7 +110,7 @@ export const imageByteLength = (format: PixelFormat, count: number): number =>
   format === PixelFormat.Binary ? Math.ceil(count / 8) : count * BYTES_PER_VOXEL[format];
 
 /** Writes `values` (modality values) into `out` as `format`, little-endian; Binary packs MSB first. */
-function writeImage(values: ArrayLike<number>, format: PixelFormat, out: Buffer): void {
+export function writeImage(values: ArrayLike<number>, format: PixelFormat, out: Buffer): void {
   const n = values.length;
   switch (format) {
     case PixelFormat.Binary:
@@ -183,27 +183,54 @@ export class SeriesImages {
    * with RangeError for a `k` outside 0 .. count - 1.
    */
   async image(k: number, signal?: AbortSignal): Promise<Buffer> {
-    const z = this.slices[k];
-    if (!Number.isInteger(k) || z === undefined) throw new RangeError(`image ${k} is not in 0 .. ${this.count - 1}`);
-    const perImage = this.columns * this.rows;
+    const values = await this.values(k, signal);
     const out = Buffer.allocUnsafe(this.imageBytes);
-    if (this.load.volume === null) {
-      await this.load.slice(z, signal);
-      const early = this.load.axialSlice(z);
-      if (early) {
-        writeImage(early.data, this.format, out);
-        return out;
-      }
-    }
-    const volume = this.load.volume ?? (await this.load.complete);
-    writeImage(slab(volume.data, z * perImage, perImage), this.format, out);
+    writeImage(values, this.format, out);
     return out;
   }
 
-  /** The complete volume (for resampling), rejecting with the load's failure. */
-  volume(): Promise<Volume> {
-    return this.load.complete;
+  /**
+   * Image `k`'s modality values (columns * rows, x fastest), as `image(k)` sends them, resolving
+   * and rejecting as `image` does. A view into the volume, or the slice's own copy: read it, never
+   * write it.
+   */
+  async values(k: number, signal?: AbortSignal): Promise<VoxelArray> {
+    const z = this.slices[k];
+    if (!Number.isInteger(k) || z === undefined) throw new RangeError(`image ${k} is not in 0 .. ${this.count - 1}`);
+    const perImage = this.columns * this.rows;
+    if (this.load.volume === null) {
+      await this.load.slice(z, signal);
+      const early = this.load.axialSlice(z);
+      if (early) return early.data;
+    }
+    const volume = this.load.volume ?? (await this.volume(signal));
+    return slab(volume.data, z * perImage, perImage);
   }
+
+  /** The complete volume (for resampling), rejecting with the load's failure, or with `signal.reason` when it fires first. */
+  volume(signal?: AbortSignal): Promise<Volume> {
+    return untilAborted(this.load.complete, signal);
+  }
+}
+
+/** `promise`, or a rejection with `signal.reason` when the signal fires first (the work goes on for others). */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** `count` voxels of `data` from `start`, without a copy. */

@@ -1,19 +1,32 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { addressAllowed, addressList } from '../../config/addresses.js';
 import { CircusError } from '../../core/errors.js';
 import { seriesParam, type Query } from '../params.js';
 
 /**
- * GET /requestToken?series=UID: a token for the series, for clients whose address is in
- * tokenIssuers (behind trusted proxies, the address X-Forwarded-For gives).
+ * The token issuance /requestToken and /token share: a token for the `series` parameter's
+ * series, for clients whose address is in tokenIssuers (behind trusted proxies, the address
+ * X-Forwarded-For gives); 403 for others. Never cached.
  */
-export async function requestTokenRoute(app: FastifyInstance): Promise<void> {
+export function tokenIssuer(app: FastifyInstance): (request: FastifyRequest, reply: FastifyReply) => { token: string; expiresAt: string } {
   const issuers = addressList(app.deps.config.tokenIssuers);
-  app.get('/requestToken', { config: { access: 'public' } }, async (request, reply) => {
+  return (request, reply) => {
     reply.header('Cache-Control', 'no-store');
     const series = seriesParam(request.query as Query);
     if (!addressAllowed(issuers, request.ip)) throw new CircusError('FORBIDDEN', `tokens are not issued to ${request.ip}`);
     const { token, expiresAt } = app.deps.tokens!.issue(series);
-    return { result: 'ok', token, expiresAt: expiresAt.toISOString() };
-  });
+    return { token, expiresAt: expiresAt.toISOString() };
+  };
+}
+
+/** GET /requestToken?series=UID (the 2016 API). */
+export async function requestTokenRoute(app: FastifyInstance): Promise<void> {
+  const issue = tokenIssuer(app);
+  app.get('/requestToken', { config: { access: 'public' } }, async (request, reply) => ({ result: 'ok', ...issue(request, reply) }));
+}
+
+/** GET /token?series=UID (the current CIRCUS API). */
+export async function tokenRoute(app: FastifyInstance): Promise<void> {
+  const issue = tokenIssuer(app);
+  app.get('/token', { config: { access: 'public' } }, async (request, reply) => ({ result: 'OK', ...issue(request, reply) }));
 }
