@@ -50,10 +50,10 @@ import { decodeFrame, initCodecs } from '../src/dicom/codecs.js';
 import { type DecodeTarget, DecodePool } from '../src/dicom/decodePool.js';
 import { encapsulatedFrames } from '../src/dicom/frames.js';
 import { parseDicom } from '../src/dicom/parser.js';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
+import { writeDicom } from '../src/dicom/writer.js';
 import { createServer } from '../src/server.js';
 import { markSigned, offsetToUnsigned, ojphArgs } from './htj2k.js';
-import { phantomSlices } from './phantom.js';
+import { phantomElements, phantomSlices } from './phantom.js';
 
 const NX = 512;
 const NY = 512;
@@ -116,26 +116,7 @@ async function forEachLimit(n: number, limit: number, fn: (i: number) => Promise
 }
 
 function sliceElements(s: Syntax, k: number, pixels: Int16Array) {
-  return imageElements({
-    rows: NY,
-    columns: NX,
-    bitsAllocated: 16,
-    signed: true,
-    pixels,
-    seriesInstanceUid: s.uid,
-    studyInstanceUid: '1.2.826.0.1.3680043.10.1453.600',
-    sopInstanceUid: `${s.uid}.${k + 1}`,
-    seriesDescription: `codecs benchmark phantom, ${s.name}`,
-    instanceNumber: k + 1,
-    imagePositionPatient: [-200, -200, -k * 0.625],
-    imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-    pixelSpacing: [0.78125, 0.78125],
-    sliceThickness: 0.625,
-    rescaleIntercept: 0,
-    rescaleSlope: 1,
-    windowCenter: 40,
-    windowWidth: 400,
-  });
+  return phantomElements(s.uid, k, pixels, `codecs benchmark phantom, ${s.name}`);
 }
 
 /**

@@ -1,7 +1,12 @@
 /**
  * The torso phantom bench/render.ts and bench/codecs.ts measure on: 512 x 512 x 300 Int16 HU,
- * 0.78125 x 0.78125 x 0.625 mm, deterministic.
+ * 0.78125 x 0.78125 x 0.625 mm, deterministic; and the series written from it (phantomElements,
+ * writePhantomSeries) for bench/codecs.ts, bench/raw.ts and bench/ws.ts.
  */
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { imageElements, type WriteOptions, writeDicom } from '../src/dicom/writer.js';
+
 export const NX = 512;
 export const NY = 512;
 export const NZ = 300;
@@ -168,4 +173,47 @@ export function* phantomSlices(): Generator<Int16Array> {
     }
     yield out;
   }
+}
+
+/** The elements of the phantom's slice k as an instance of series `uid` (signed Int16, HU, window 40/400). */
+export function phantomElements(uid: string, k: number, pixels: Int16Array, description: string) {
+  return imageElements({
+    rows: NY,
+    columns: NX,
+    bitsAllocated: 16,
+    signed: true,
+    pixels,
+    seriesInstanceUid: uid,
+    studyInstanceUid: '1.2.826.0.1.3680043.10.1453.600',
+    sopInstanceUid: `${uid}.${k + 1}`,
+    seriesDescription: description,
+    instanceNumber: k + 1,
+    imagePositionPatient: [-200, -200, -k * 0.625],
+    imageOrientationPatient: [1, 0, 0, 0, 1, 0],
+    pixelSpacing: [0.78125, 0.78125],
+    sliceThickness: 0.625,
+    rescaleIntercept: 0,
+    rescaleSlope: 1,
+    windowCenter: 40,
+    windowWidth: 400,
+  });
+}
+
+/**
+ * Writes the phantom as series `uid` into `dir` (files CT0000.dcm ...; `options` gives the
+ * transfer syntax and encapsulated frames of slice k), through a partial folder renamed at the
+ * end, so an interrupted run never leaves a series that looks complete.
+ */
+export function writePhantomSeries(dir: string, uid: string, description: string, options?: (pixels: Int16Array) => WriteOptions): void {
+  const partial = `${dir}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  let k = 0;
+  for (const pixels of phantomSlices()) {
+    const bytes = writeDicom(phantomElements(uid, k, pixels, description), options?.(pixels));
+    writeFileSync(join(partial, `CT${String(k).padStart(4, '0')}.dcm`), bytes);
+    k++;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(partial, dir);
 }

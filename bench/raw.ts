@@ -17,51 +17,19 @@
  * against the cache's bytes in use + 250 MB. Figures only.
  */
 import { fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { inWorker } from './common.js';
-import { NX, NY, NZ, phantomSlices } from './phantom.js';
+import { NX, NY, NZ, writePhantomSeries } from './phantom.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/raw');
 const UID = '1.2.826.0.1.3680043.10.1453.700.1';
 const STRATEGIES = ['default', 'huffman', 'rle', 'filtered'] as const;
 
-/** Writes the phantom series (run in a child process so its slices never count in this one's memory). */
-function writeSeries(): void {
-  const partial = join(ROOT, 'partial');
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true });
-  let k = 0;
-  for (const pixels of phantomSlices()) {
-    const elements = imageElements({
-      rows: NY,
-      columns: NX,
-      bitsAllocated: 16,
-      signed: true,
-      pixels,
-      seriesInstanceUid: UID,
-      sopInstanceUid: `${UID}.${k + 1}`,
-      seriesDescription: 'raw benchmark phantom',
-      instanceNumber: k + 1,
-      imagePositionPatient: [-200, -200, -k * 0.625],
-      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-      pixelSpacing: [0.78125, 0.78125],
-      sliceThickness: 0.625,
-      rescaleIntercept: 0,
-      rescaleSlope: 1,
-      windowCenter: 40,
-      windowWidth: 400,
-    });
-    writeFileSync(join(partial, `CT${String(k).padStart(4, '0')}.dcm`), writeDicom(elements));
-    k++;
-  }
-  renameSync(partial, join(ROOT, UID));
-}
-
+// Written in a child process, so that the phantom's slices never count in this one's memory.
 if (process.argv[2] === '--write') {
-  writeSeries();
+  writePhantomSeries(join(ROOT, UID), UID, 'raw benchmark phantom');
   process.exit(0);
 }
 

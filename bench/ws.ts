@@ -20,17 +20,18 @@
  * Figures only; nothing is asserted. The checks of the bytes are the tests'.
  */
 import { fork } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.js';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer, type Server } from '../src/server.js';
 import { DataDirectorySource } from '../src/sources/dataDirectory.js';
+import { SeriesIndex } from '../src/sources/seriesIndex.js';
 import { rleFrame } from '../test/fixtures/rle.js';
 import { ensureSeries, inWorker, LOAD_ROOT, median, NX, NY, NZ, SERIES_UID } from './common.js';
-import { phantomSlices } from './phantom.js';
+import { writePhantomSeries } from './phantom.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const RLE_ROOT = resolve(THIS_FILE, '../../.bench-data/ws');
@@ -109,33 +110,10 @@ function ensureRleSeries(): string {
   const dir = join(RLE_ROOT, RLE_UID);
   if (existsSync(dir) && readdirSync(dir).length === NZ) return RLE_ROOT;
   console.log(`writing the RLE series under ${RLE_ROOT} (once; later runs reuse it)`);
-  const partial = join(RLE_ROOT, 'partial');
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true });
-  let k = 0;
-  for (const pixels of phantomSlices()) {
-    const elements = imageElements({
-      rows: NY,
-      columns: NX,
-      bitsAllocated: 16,
-      signed: true,
-      pixels,
-      seriesInstanceUid: RLE_UID,
-      sopInstanceUid: `${RLE_UID}.${k + 1}`,
-      instanceNumber: k + 1,
-      imagePositionPatient: [-200, -200, -k * 0.625],
-      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-      pixelSpacing: [0.78125, 0.78125],
-      sliceThickness: 0.625,
-    });
-    writeFileSync(
-      join(partial, `CT${String(k).padStart(4, '0')}.dcm`),
-      writeDicom(elements, { transferSyntax: RLE_LOSSLESS, encapsulated: [rleFrame(pixels)] }),
-    );
-    k++;
-  }
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(partial, dir);
+  writePhantomSeries(dir, RLE_UID, 'ws benchmark phantom, RLE Lossless', (pixels) => ({
+    transferSyntax: RLE_LOSSLESS,
+    encapsulated: [rleFrame(pixels)],
+  }));
   return RLE_ROOT;
 }
 
@@ -144,23 +122,34 @@ interface Subject {
   uid: string;
 }
 
-/** A server (as the CLI composes it) on a free loopback port, serving both series. */
-async function start(): Promise<{ server: Server; http: string; ws: string }> {
-  const load = new DataDirectorySource(LOAD_ROOT, null);
-  const rle = new DataDirectorySource(RLE_ROOT, null);
+/**
+ * A server (as the CLI composes it) on a free loopback port, serving both series; with `indexed`,
+ * each folder has a header index, brought up to date before the server starts.
+ */
+async function start(indexed = false): Promise<{ server: Server; http: string; ws: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'circus-rs-bench-ws-'));
+  const indexes = indexed ? [new SeriesIndex(LOAD_ROOT, join(dir, 'load.sqlite')), new SeriesIndex(RLE_ROOT, join(dir, 'rle.sqlite'))] : [];
+  for (const index of indexes) await index.update();
+  const load = new DataDirectorySource(LOAD_ROOT, indexes[0] ?? null);
+  const rle = new DataDirectorySource(RLE_ROOT, indexes[1] ?? null);
   const source = { find: (uid: string) => (uid === RLE_UID ? rle.find(uid) : load.find(uid)) };
   const config = loadConfig({ flags: { dataDir: LOAD_ROOT, cacheBytes: '4G', logLevel: 'silent' }, env: {} });
   const server = createServer(config, { useIndex: false, warmWorkers: true, source });
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = server.app.server.address() as { port: number };
-  return { server, http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws/volume` };
+  const stop = async (): Promise<void> => {
+    await server.close();
+    for (const index of indexes) index.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { server, http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws/volume`, stop };
 }
 
 const mbps = (ms: number): number => VOXEL_BYTES / 1e6 / (ms / 1000);
 const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`;
 
 async function warm(subject: Subject): Promise<void> {
-  const { server, http, ws } = await start();
+  const { server, http, ws, stop } = await start();
   try {
     await server.volumes.get(subject.uid);
     // GET /series/:sid/volume is compared with when this build serves it.
@@ -192,15 +181,15 @@ async function warm(subject: Subject): Promise<void> {
       console.log(`  ${''.padEnd(14)}       HTTP      GET /series/:sid/volume is not served: not compared`);
     }
   } finally {
-    await server.close();
+    await stop();
   }
 }
 
-async function cold(subject: Subject, other: Subject): Promise<void> {
+async function cold(subject: Subject, other: Subject, indexed: boolean): Promise<void> {
   const first: number[] = [];
   const total: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const { server, ws } = await start();
+    const { ws, stop } = await start(indexed);
     try {
       await inClient({ url: ws, seriesUid: other.uid, images: WARM_UP_IMAGES });
       const t = await inClient({ url: ws, seriesUid: subject.uid });
@@ -208,12 +197,12 @@ async function cold(subject: Subject, other: Subject): Promise<void> {
       first.push(t.firstMs);
       total.push(t.totalMs);
     } finally {
-      await server.close();
+      await stop();
     }
   }
   const ratio = (100 * median(first)) / median(total);
   console.log(
-    `  ${subject.label.padEnd(14)} cold  first image ${median(first).toFixed(0).padStart(5)} ms (${spread(first)})` +
+    `  ${subject.label.padEnd(14)} cold, headers ${indexed ? 'from the index' : 'from the files'}  first image ${median(first).toFixed(0).padStart(5)} ms (${spread(first)})` +
       `   whole transfer ${median(total).toFixed(0).padStart(5)} ms (${spread(total)})   first / whole ${ratio.toFixed(1)}%`,
   );
 }
@@ -230,7 +219,7 @@ async function main(): Promise<void> {
       `clients in child processes, medians of ${ROUNDS} rounds (range):`,
   );
   for (const s of subjects) await warm(s);
-  for (const [i, s] of subjects.entries()) await cold(s, subjects[1 - i]);
+  for (const indexed of [false, true]) for (const [i, s] of subjects.entries()) await cold(s, subjects[1 - i], indexed);
 }
 
 if (process.argv[2] === '--client') {

@@ -648,6 +648,22 @@ describe('WebSocket /ws/volume', () => {
     });
   });
 
+  it('with corsOrigin set, an upgrade from another origin is refused 403; that origin and clients sending none are served; /status counts sockets', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.19';
+    const { base, url } = await serve(memoryOf(uid, seriesFiles(uid)), { corsOrigin: 'https://viewer.example' });
+    expect(await Client.refused(url, { Origin: 'https://elsewhere.example' })).toMatchObject({
+      status: 403,
+      body: { status: 'ng', message: 'origin https://elsewhere.example is not allowed (corsOrigin)' },
+    });
+    const allowed = await Client.connect(url, { Origin: 'https://viewer.example' });
+    allowed.begin('t', uid);
+    await allowed.untilImages('t', NZ);
+    expectTransfer(allowed, 't', range(NZ));
+    await Client.connect(url);
+    const status = (await (await fetch(`${base}/status`)).json()) as { volumeSockets: unknown };
+    expect(status.volumeSockets).toEqual({ sockets: 2, transfers: 0, imagesSent: NZ });
+  });
+
   it('an idle socket is closed (1000)', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.16';
     const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)), { wsIdleTimeoutMs: 1000 });

@@ -26,6 +26,9 @@ export const GZIP_STRATEGIES = {
 } as const;
 export type GzipStrategyName = keyof typeof GZIP_STRATEGIES;
 
+/** The zlib strategy a configured name stands for (the default strategy for an unknown name). */
+export const strategyOf = (name: string | undefined): number => GZIP_STRATEGIES[name as GzipStrategyName] ?? GZIP_STRATEGIES.default;
+
 export const DEFAULT_GZIP_OPTIONS = { level: 1, strategy: constants.Z_DEFAULT_STRATEGY, pieceBytes: 1 << 20, parallel: 4 };
 
 function deflatePiece(data: Buffer, last: boolean, o: Required<GzipOptions>): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { GZIP_STRATEGIES, type GzipStrategyName, gzipParallel } from '../../encode/gzip.js';
+import { gzipParallel, strategyOf } from '../../encode/gzip.js';
 import { voxelDump, type RawFormat } from '../../encode/voxelDump.js';
 import { volumeId } from '../../services/cacheRegions.js';
 import { enumParam, seriesParam, type Query } from '../params.js';
@@ -22,7 +22,7 @@ export async function rawRoute(app: FastifyInstance): Promise<void> {
     const streams = app.deps.cache.volumeStreams;
     // Keyed by the loaded volume: a series loaded again never gets an older stream.
     const { gzipLevel: level, gzipStrategy } = app.deps.config;
-    const strategy = GZIP_STRATEGIES[gzipStrategy as GzipStrategyName] ?? GZIP_STRATEGIES.default;
+    const strategy = strategyOf(gzipStrategy);
     const key = `${volumeId(volume)}:${format}:${level}:${strategy}`;
     reply.type('application/octet-stream').header('Content-Encoding', 'gzip').header('Cache-Control', 'private, max-age=600');
     const cached = streams.peek(key);

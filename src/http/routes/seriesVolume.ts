@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { gzipParallel } from '../../encode/gzip.js';
+import { gzipParallel, strategyOf } from '../../encode/gzip.js';
 import { descriptorParam } from '../../services/seriesImages.js';
 import { clientGone } from '../render.js';
 import type { Query } from '../params.js';
@@ -43,7 +43,9 @@ export async function seriesVolumeRoute(app: FastifyInstance): Promise<void> {
     addVary(reply, 'Accept-Encoding');
     if (acceptsGzip(request.headers['accept-encoding'])) {
       reply.header('Content-Encoding', 'gzip');
-      return reply.send(Readable.from(gzipParallel(body(), { level: app.deps.config.gzipLevel }), { objectMode: false }));
+      const { gzipLevel: level, gzipStrategy } = app.deps.config;
+      const strategy = strategyOf(gzipStrategy);
+      return reply.send(Readable.from(gzipParallel(body(), { level, strategy }), { objectMode: false }));
     }
     reply.header('Content-Length', String(images.count * images.imageBytes));
     return reply.send(Readable.from(body(), { objectMode: false }));

@@ -1,5 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 
+/** Open /ws/volume sockets, their transfers under way and the images they have sent. */
+function volumeSocketStatus(app: FastifyInstance): { sockets: number; transfers: number; imagesSent: number } {
+  const sockets = app.volumeSockets.stats();
+  return {
+    sockets: sockets.length,
+    transfers: sockets.reduce((n, s) => n + s.transfers, 0),
+    imagesSent: sockets.reduce((n, s) => n + s.imagesSent, 0),
+  };
+}
+
 /** GET /status: server state, never configuration values or secrets. */
 export async function statusRoute(app: FastifyInstance): Promise<void> {
   app.get('/status', { config: { access: 'public' } }, async (_request, reply) => {
@@ -30,6 +40,7 @@ export async function statusRoute(app: FastifyInstance): Promise<void> {
       counter: { ...app.counters },
       authorization: { enabled: app.deps.config.auth },
       renderer: app.deps.renderer.stats(),
+      volumeSockets: volumeSocketStatus(app),
       ...(app.deps.statusExtras?.() ?? {}),
     };
   });

@@ -620,6 +620,12 @@ export function registerVolumeSocket(app: FastifyInstance): void {
     const [pathname, query = ''] = (req.url ?? '').split('?', 2);
     if (pathname !== path && pathname !== `${path}/`) return { status: 404, message: `unknown action ${pathname.slice(0, 100)}` };
     if (app.closing) return { status: 503, message: 'the server is shutting down' };
+    // Browsers send Origin on every WebSocket and do not apply CORS to it: a server that names
+    // the origin allowed to call it refuses pages from any other (non-browser clients send none).
+    const origin = req.headers.origin;
+    if (config.corsOrigin !== '*' && origin !== undefined && origin !== config.corsOrigin) {
+      return { status: 403, message: `origin ${origin.slice(0, 100)} is not allowed (corsOrigin)` };
+    }
     const challenge = { 'WWW-Authenticate': WWW_AUTHENTICATE };
     // The token: `?token=` (browsers cannot set headers on a WebSocket), or a Bearer header.
     const tokens = new URLSearchParams(query).getAll('token');
