@@ -49,15 +49,24 @@ function progressReporter(stream: NodeJS.WriteStream): (p: IndexProgress) => voi
 }
 
 const serve = program.command('serve').description('serve the series of a data directory over HTTP');
+/** The option each flag sets, by the name commander gives the flag's value (they differ when an option has its own flag). */
+const optionOf = new Map<string, OptionName>();
 for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, (typeof OPTIONS)[OptionName]][]) {
   const flag = spec.kind === 'boolean' ? `${flagName(name)} [value]` : `${flagName(name)} <value>`;
-  serve.addOption(new Option(flag, `${spec.description} (default ${JSON.stringify(spec.default)})`));
+  const option = new Option(flag, `${spec.description} (default ${JSON.stringify(spec.default)})`);
+  // A list flag may be given several times, each adding entries.
+  if (spec.kind === 'list') option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+  serve.addOption(option);
+  optionOf.set(option.attributeName(), name);
+  // An option on by default is turned off with --no-<flag> (--no-viewer); its value name is the same.
+  if (spec.kind === 'boolean' && spec.default === true) serve.addOption(new Option(`--no-${flagName(name).slice(2)}`, `turn ${name} off`));
 }
 serve.option('--config <file>', 'JSON file of options (same names as the flags, in camelCase)');
 serve.action(async (opts: Record<string, unknown>) => {
   let config: Config;
   try {
-    const { config: file, ...flags } = opts;
+    const { config: file, ...given } = opts;
+    const flags = Object.fromEntries(Object.entries(given).map(([k, v]) => [optionOf.get(k) ?? k, v]));
     config = loadConfig({ flags, env: process.env, file: file as string | undefined });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
@@ -71,7 +80,13 @@ serve.action(async (opts: Record<string, unknown>) => {
   } else if (!statSync(dataDir).isDirectory()) {
     fail(`data directory ${dataDir} is not a folder (option dataDir)`);
   }
-  const server = createServer(config, { logger: loggerOption(config), warmWorkers: true });
+  let server: ReturnType<typeof createServer>;
+  try {
+    server = createServer(config, { logger: loggerOption(config), warmWorkers: true });
+  } catch (err) {
+    // A PACS URL or an instance cache folder that cannot be used.
+    fail((err as Error).message);
+  }
   const { app } = server;
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -92,7 +107,14 @@ serve.action(async (opts: Record<string, unknown>) => {
     .catch((err: Error) => app.log.warn(`header index update failed: ${err.message}`));
 
   const example = existsSync(resolve(dataDir, DEMO_SERIES_UID)) ? DEMO_SERIES_UID : server.index?.series()[0]?.seriesUid;
-  const lines = [`circus-rs ${VERSION} serving ${dataDir} at ${base}`, `  ${base}/status`];
+  const lines = [`circus-rs ${VERSION} serving ${dataDir} at ${base}`];
+  if (config.viewer && config.auth && !config.allowListing) {
+    lines.push(`  ${base}/?series=<uid>&token=<token>  the viewer (with auth the series list is off unless --allow-listing)`);
+  } else if (config.viewer) {
+    lines.push(`  ${base}/  the viewer: series list, then a series in four linked panes`);
+    if (example) lines.push(`  ${base}/?series=${example}  ${example === DEMO_SERIES_UID ? 'the demo series' : 'a series'} in the viewer`);
+  }
+  lines.push(`  ${base}/status`);
   if (example) {
     lines.push(`  ${base}/metadata?series=${example}`, `  ${base}/mpr?series=${example}&mode=axial`, `  ${base}/mpr?series=${example}&mode=coronal`);
     if (example === DEMO_SERIES_UID) {

@@ -11,10 +11,14 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { indexPathOf, type Config } from './config/config.js';
 import { buildApp } from './http/app.js';
 import { createCacheRegions, type CacheRegions } from './services/cacheRegions.js';
+import { serverReadiness } from './services/readiness.js';
 import { RenderPool, type Renderer } from './services/renderPool.js';
 import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
+import { CompositeSource } from './sources/composite.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
+import { DicomwebSource } from './sources/dicomweb.js';
+import { InstanceCache } from './sources/instanceCache.js';
 import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
 import type { SeriesSource } from './sources/source.js';
 
@@ -25,6 +29,8 @@ export interface Server {
   source: SeriesSource;
   /** The header index of the data directory; null when off or when another source is used. */
   index: SeriesIndex | null;
+  /** The DICOMweb PACS looked up after the data directory (`dicomwebUrl`); null when none (or another source is used). */
+  dicomweb: DicomwebSource | null;
   volumes: VolumeService;
   cache: CacheRegions;
   /** Brings the header index up to date in the background; lookups that miss wait for it. */
@@ -45,6 +51,8 @@ export interface ServerOptions {
   source?: SeriesSource;
   /** What renders images instead of the pool of rendering workers (benchmarks compare the two). */
   renderer?: Renderer;
+  /** The folder of the built viewer, instead of dist/viewer (tests build it elsewhere). */
+  viewerDir?: string;
 }
 
 export function createServer(config: Config, options: ServerOptions = {}): Server {
@@ -58,10 +66,30 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     }
   }
   const directory = options.source ? null : new DataDirectorySource(config.dataDir, index);
-  const source: SeriesSource = options.source ?? directory!;
   const cache = createCacheRegions(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
+  // The PACS after the folder: a series in the folder is never asked of the PACS.
+  const dicomweb =
+    options.source || config.dicomwebUrl === ''
+      ? null
+      : new DicomwebSource({
+          url: config.dicomwebUrl,
+          headers: config.dicomwebHeaders,
+          timeoutMs: config.dicomwebTimeoutMs,
+          concurrency: config.dicomwebConcurrency,
+          cache:
+            config.instanceCacheDir === ''
+              ? null
+              : new InstanceCache(config.instanceCacheDir, config.instanceCacheBytes, {
+                  maxInflatedBytes: config.maxInflatedBytes,
+                  log: (m) => log(m),
+                }),
+          maxInflatedBytes: config.maxInflatedBytes,
+          maxInstances: config.maxFilesPerSeries,
+          log: (m) => log(m),
+        });
+  const source: SeriesSource = options.source ?? (dicomweb ? new CompositeSource([directory!, dicomweb]) : directory!);
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism(), config.workerTaskTimeoutMs);
   const renderPool = options.renderer
     ? null
@@ -90,12 +118,18 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     tokens,
     version: VERSION,
     logger: options.logger ?? false,
+    decoder: pool,
+    // The data directory's series, then the PACS's (CompositeSource.listSeries).
+    listSource: source,
+    viewerDir: options.viewerDir,
+    readiness: serverReadiness({ indexError: () => indexError, dataDir: directory ? config.dataDir : null, source }),
     statusExtras: () => ({
       index: {
         enabled: index !== null,
         updating: directory?.indexInProgress ?? false,
         lastUpdate: lastIndex ? { files: lastIndex.files, series: lastIndex.series, seconds: lastIndex.seconds } : null,
       },
+      dicomweb: dicomweb ? { ...dicomweb.stats(), instanceCache: dicomweb.cacheStats() } : null,
     }),
   });
   log = (m) => app.log.warn(m);
@@ -109,6 +143,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     app,
     source,
     index,
+    dicomweb,
     volumes,
     cache,
     startIndexing() {
@@ -126,6 +161,8 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
       await pool.close();
       await renderer.close();
       index?.close();
+      // Instances being written to the instance cache are finished, so a restart finds them.
+      await dicomweb?.idle();
     },
   };
 }

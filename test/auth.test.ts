@@ -238,12 +238,24 @@ describe('access declared per route', () => {
       const series = s.app.routeAccess.filter((r) => r.access === 'series');
       const publicRoutes = s.app.routeAccess.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`);
       expect(publicRoutes.sort()).toEqual([
+        'GET /',
+        'GET /health/live',
+        'GET /health/ready',
+        'GET /metrics',
         'GET /requestToken',
+        'GET /series',
         'GET /status',
         'GET /token',
+        'GET /viewer/:file',
+        'HEAD /',
+        'HEAD /health/live',
+        'HEAD /health/ready',
+        'HEAD /metrics',
         'HEAD /requestToken',
+        'HEAD /series',
         'HEAD /status',
         'HEAD /token',
+        'HEAD /viewer/:file',
         'OPTIONS *',
       ]);
       expect(series.map((r) => r.url)).toEqual(expect.arrayContaining(['/metadata', '/mpr', '/oblique', '/raw', '/volume']));

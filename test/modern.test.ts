@@ -32,6 +32,7 @@ const MASK = '1.2.826.0.1.4';
 const MONO1 = '1.2.826.0.1.5';
 const STACK = '1.2.826.0.1.6';
 const SIZES = '1.2.826.0.1.7';
+const PAD = '1.2.826.0.1.8';
 const UNKNOWN = '1.2.826.0.1.99';
 
 const ctSpec: SeriesSpec = {
@@ -48,6 +49,12 @@ const ctSpec: SeriesSpec = {
   windowWidth: 400,
 };
 const mask = (x: number, y: number, k: number): number => ((x * 3 + y * 5 + k) % 3 === 0 ? 1 : 0);
+// A CT whose slices 0-2 have a column (x = 0) of padding (PixelPaddingValue -3024, signed 16
+// bits, rescale 1/0: padding in the middle of the stored range, so only the complete volume
+// tells those slices' values); its other voxels are 10x + 7y + 30k, so slice k's real values are
+// 10 + 30k .. 61 + 30k for k < 3, 30k .. 61 + 30k for the others.
+const PADDING = -3024;
+const padded = (x: number, y: number, k: number): number => (x === 0 && k < 3 ? PADDING : 10 * x + 7 * y + 30 * k);
 
 let tmp: TempDir;
 let server: Server;
@@ -64,6 +71,7 @@ beforeAll(() => {
   writeSeries(d(MONO1), { ...ctSpec, uid: MONO1, photometricInterpretation: 'MONOCHROME1' });
   // Every image at one position: not a volume, a stack in InstanceNumber order (written k has number NZ - k).
   writeSeries(d(STACK), { ...ctSpec, uid: STACK, position: () => [0, 0, 0], instanceNumber: (k) => NZ - k });
+  writeSeries(d(PAD), { ...ctSpec, uid: PAD, signed: true, bitsStored: 16, value: padded, rescaleIntercept: () => 0, pixelPaddingValue: PADDING });
   // Slice 1 is narrower: neither a volume nor a stack.
   writeSeries(d(SIZES), {
     ...ctSpec,
@@ -219,13 +227,80 @@ describe('GET /series/:sid/metadata', () => {
     expect(ok(await get(`/series/${CT}/metadata?estimateWindow=center${descriptorQuery(r)}`)).json().estimatedWindow).toEqual(
       estimate(sliceValues(2)),
     );
-    // The full estimate is the whole series' whatever the descriptor.
+    // The full estimate covers the images of the partial volume, no other.
+    const named = slicesOf(d).flatMap((z) => sliceValues(z));
+    expect(ok(await get(`/series/${CT}/metadata?estimateWindow=full${descriptorQuery(d)}`)).json().estimatedWindow).toEqual(estimate(named));
     const all = Array.from({ length: NZ }, (_, z) => sliceValues(z)).flat();
-    expect(ok(await get(`/series/${CT}/metadata?estimateWindow=full${descriptorQuery(d)}`)).json().estimatedWindow).toEqual(estimate(all));
+    expect(estimate(named)).not.toEqual(estimate(all));
     // One image: the series' spacing, never 0.
     const one = ok(await get(`/series/${CT}/metadata?start=4&end=4&delta=1`)).json();
     expect(one.voxelCount).toEqual([NX, NY, 1]);
     expect(one.voxelSize).toEqual([0.5, 0.7, 2.5]);
+  });
+
+  it('every estimate leaves padding out the same way; full covers the images a descriptor names', async () => {
+    const window = async (query: string) => ok(await get(`/series/${PAD}/metadata?${query}`)).json().estimatedWindow;
+    // Twice: first as the series loads, then from the complete volume in the cache.
+    for (let pass = 0; pass < 2; pass++) {
+      // All real values 10 .. 211: width 202, level floor(10 + 101) = 111.
+      expect(await window('estimateWindow=full')).toEqual({ level: 111, width: 202 });
+      // Slice 0 (padding left out) 10 .. 61: width 52, level floor(10 + 26) = 36 (with its padding it would be -1481, 3086).
+      expect(await window('estimateWindow=first')).toEqual({ level: 36, width: 52 });
+      // Image floor(6 / 2) = 3, no padding: 90 .. 151, width 62, level floor(90 + 31) = 121.
+      expect(await window('estimateWindow=center')).toEqual({ level: 121, width: 62 });
+      // Images 1-3 (slices 0, 1, 2, all with padding): 10 .. 121, width 112, level floor(10 + 56) = 66.
+      expect(await window('estimateWindow=full&start=1&end=3&delta=1')).toEqual({ level: 66, width: 112 });
+      // Images 6, 4, 2 (slices 5, 3, 1): 40 .. 211, width 172, level floor(40 + 86) = 126; first is
+      // slice 5 (150 .. 211); centre (index 1) slice 3.
+      expect(await window('estimateWindow=full&start=6&end=2&delta=-2')).toEqual({ level: 126, width: 172 });
+      expect(await window('estimateWindow=first&start=6&end=2&delta=-2')).toEqual({ level: 181, width: 62 });
+      expect(await window('estimateWindow=center&start=6&end=2&delta=-2')).toEqual({ level: 121, width: 62 });
+      // Image 2 is slice 1 with its padding: 40 .. 91.
+      expect(await window('estimateWindow=first&start=2&end=6&delta=2')).toEqual({ level: 66, width: 52 });
+    }
+    // The same numbers from the values written here (padding left out).
+    const real = (z: number): number[] => sliceValues(z, padded).filter((v) => v !== PADDING);
+    expect(estimate([0, 1, 2, 3, 4, 5].flatMap(real))).toEqual({ level: 111, width: 202 });
+    expect(estimate(real(0))).toEqual({ level: 36, width: 52 });
+    expect(estimate([0, 1, 2].flatMap(real))).toEqual({ level: 66, width: 112 });
+    expect(estimate([5, 3, 1].flatMap(real))).toEqual({ level: 126, width: 172 });
+    expect(estimate(real(5))).toEqual({ level: 181, width: 62 });
+    expect(estimate(real(3))).toEqual({ level: 121, width: 62 });
+    expect(estimate(real(1))).toEqual({ level: 66, width: 52 });
+    // The padding voxels are still in the volume's bytes, as they are.
+    expect(int16s(ok(await get(`/series/${PAD}/volume?start=1&end=1&delta=1`)).rawPayload)).toEqual(sliceValues(0, padded));
+  });
+
+  it('first leaves padding out of a slice known before the series completes (padding keeping its own value)', async () => {
+    // Signed 12 bits, PixelPaddingValue -2048 (the bottom of the range), intercept -1024: padding
+    // is -3072, below every real value, so slice 0 alone tells its values.
+    const uid = '1.2.826.0.1.52';
+    const dir = join(tmp.path, 'held', uid);
+    const stored = (x: number, y: number, k: number): number => (x === 0 ? -2048 : 10 * x + 7 * y + 30 * k);
+    writeSeries(dir, { ...ctSpec, uid, signed: true, bitsStored: 12, value: stored, rescaleIntercept: () => -1024, pixelPaddingValue: -2048 });
+    const files = readdirSync(dir)
+      .sort()
+      .map((f, k) => ({ name: `slice ${k}`, bytes: readFileSync(join(dir, f)) }));
+    const held = new HeldSeries(uid, files);
+    const s = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'unused'), renderWorkers: 1, decodeWorkers: 1 }, env: {} }), {
+      source: held,
+    });
+    try {
+      const first = get(`/series/${uid}/metadata?estimateWindow=first`, {}, s);
+      await held.whenAsked('slice 0');
+      held.release('slice 0');
+      // Slice 0's real values -1014 .. -963: width 52, level floor(-1014 + 26) = -988.
+      expect(ok(await first).json().estimatedWindow).toEqual({ level: -988, width: 52 });
+      expect(held.passed).toEqual(['slice 0']);
+      held.release();
+      // From the complete volume: the same.
+      await (await s.volumes.open(uid)).complete;
+      expect(ok(await get(`/series/${uid}/metadata?estimateWindow=first`, {}, s)).json().estimatedWindow).toEqual({ level: -988, width: 52 });
+      // All real values -1014 .. -813.
+      expect(ok(await get(`/series/${uid}/metadata?estimateWindow=full`, {}, s)).json().estimatedWindow).toEqual({ level: -913, width: 202 });
+    } finally {
+      await s.close();
+    }
   });
 
   it('refuses an unknown estimateWindow', async () => {

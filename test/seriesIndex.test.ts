@@ -112,7 +112,7 @@ describe('SeriesIndex', () => {
     try {
       const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
       expect(columns).toEqual(['path', 'size', 'mtime_ms', 'series_uid', 'note', 'header']);
-      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '3' });
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '4' });
     } finally {
       reopened.close();
     }

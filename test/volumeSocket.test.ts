@@ -11,14 +11,16 @@
  * never by timing.
  */
 import { randomInt } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.js';
+import type { ProgressiveVolume } from '../src/dicom/progressiveVolume.js';
 import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer, type Server } from '../src/server.js';
 import { ImageQueue } from '../src/services/imageQueue.js';
 import { MemorySource } from '../src/sources/memorySource.js';
-import type { SeriesSource } from '../src/sources/source.js';
+import type { SeriesInstances, SeriesSource } from '../src/sources/source.js';
 import { HeldSeries } from './fixtures/held.js';
 import { rleFrame } from './fixtures/rle.js';
 
@@ -62,6 +64,149 @@ function seriesFiles(uid: string, options: SeriesOptions = {}): { name: string; 
   });
 }
 
+/**
+ * A stack, not a volume: images 0-2 axial, 3-5 coronal (writing order), InstanceNumber 4, 1, 6, 2,
+ * 5, 3, values `signedValue` of the writing index. Its image z is the one numbered z + 1.
+ */
+const STACK_ORDER = [1, 3, 5, 0, 4, 2];
+function stackFiles(uid: string): { name: string; bytes: Buffer }[] {
+  return Array.from({ length: 6 }, (_, k) => {
+    const pixels = new Int16Array(NX * NY);
+    for (let y = 0; y < NY; y++) for (let x = 0; x < NX; x++) pixels[x + NX * y] = signedValue(x, y, k);
+    const elements = imageElements({
+      rows: NY,
+      columns: NX,
+      bitsAllocated: 16,
+      signed: true,
+      pixels,
+      seriesInstanceUid: uid,
+      sopInstanceUid: `${uid}.${k + 1}`,
+      instanceNumber: [4, 1, 6, 2, 5, 3][k],
+      imagePositionPatient: k < 3 ? [-10, -20, -5 * k] : [-10, 3 * k, 40],
+      imageOrientationPatient: k < 3 ? [1, 0, 0, 0, 1, 0] : [1, 0, 0, 0, 0, -1],
+      pixelSpacing: [0.7, 0.5],
+    });
+    return { name: name(k), bytes: writeDicom(elements) };
+  });
+}
+
+/** A source whose series lookups (the start of each header pass) wait until the test lets them go; it counts them. */
+class GatedSource implements SeriesSource {
+  finds = 0;
+  private open: boolean;
+  private readonly waiting: (() => void)[] = [];
+  private readonly watchers: (() => void)[] = [];
+
+  constructor(
+    private readonly inner: SeriesSource,
+    { held = true } = {},
+  ) {
+    this.open = !held;
+  }
+
+  async find(seriesUid: string): Promise<SeriesInstances | null> {
+    this.finds++;
+    for (const w of this.watchers.splice(0)) w();
+    if (!this.open) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.inner.find(seriesUid);
+  }
+
+  /** Lets every lookup through, now and later. */
+  release(): void {
+    this.open = true;
+    for (const go of this.waiting.splice(0)) go();
+  }
+
+  /** Resolves once `n` lookups have begun. */
+  async whenFound(n = 1): Promise<void> {
+    while (this.finds < n) await new Promise<void>((resolve) => this.watchers.push(resolve));
+  }
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A raw HTTP/1.1 connection: writes bytes as given and parses the responses (Content-Length
+ * bodies), so that requests the client library would change (Upgrade, pipelining) go as written.
+ */
+class RawConnection {
+  readonly responses: RawResponse[] = [];
+  ended = false;
+  private buffer = Buffer.alloc(0);
+  private readonly watchers = new Set<() => void>();
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.parse();
+      this.notify();
+    });
+    socket.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    socket.on('error', () => {});
+  }
+
+  static open(port: number): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => resolve(new RawConnection(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  write(text: string): void {
+    this.socket.write(Buffer.from(text, 'latin1'));
+  }
+
+  private notify(): void {
+    for (const w of [...this.watchers]) w();
+  }
+
+  private parse(): void {
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const [statusLine, ...lines] = this.buffer.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const length = Number(headers['content-length'] ?? 0);
+      if (this.buffer.length < end + 4 + length) return;
+      const body = this.buffer.subarray(end + 4, end + 4 + length).toString('utf8');
+      this.buffer = this.buffer.subarray(end + 4 + length);
+      this.responses.push({ status: Number(statusLine.split(' ')[1]), headers, body });
+    }
+  }
+
+  /** Resolves once `done()` holds; rejects when the connection ends first. */
+  until(done: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (done()) {
+          this.watchers.delete(check);
+          resolve();
+        } else if (this.ended) {
+          this.watchers.delete(check);
+          reject(new Error(`the connection ended after ${this.responses.length} responses`));
+        }
+      };
+      this.watchers.add(check);
+      check();
+    });
+  }
+
+  untilResponses(n: number): Promise<void> {
+    return this.until(() => this.responses.length >= n);
+  }
+}
+
 function memoryOf(uid: string, files: { name: string; bytes: Buffer }[], into = new MemorySource()): MemorySource {
   for (const f of files) into.add(uid, f.name, f.bytes);
   return into;
@@ -77,9 +222,12 @@ function expectedImage(slice: number, options: SeriesOptions = {}): Buffer {
 
 const servers: Server[] = [];
 const clients: Client[] = [];
+const raws: RawConnection[] = [];
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const c of clients.splice(0)) c.ws.terminate();
+  for (const r of raws.splice(0)) r.socket.destroy();
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
@@ -681,5 +829,264 @@ describe('WebSocket /ws/volume', () => {
     servers.splice(servers.indexOf(s), 1);
     await s.close();
     expect(await open.untilClosed()).toEqual({ code: 1001, reason: 'the server is shutting down' });
+  });
+});
+
+describe('WebSocket /ws/volume: what one socket may cost, and other requests carrying Upgrade', () => {
+  it('a stack series (mixed orientations) streams its images in InstanceNumber order, the bytes of GET /series/:sid/volume', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.20';
+    const { url, base } = await serve(memoryOf(uid, stackFiles(uid)));
+    const client = await Client.connect(url);
+    client.begin('stack', uid);
+    await client.untilImages('stack', STACK_ORDER.length);
+    expectTransfer(client, 'stack', STACK_ORDER);
+    const whole = Buffer.from(await (await fetch(`${base}/series/${uid}/volume`)).arrayBuffer());
+    const ordered = [...client.images('stack')].sort((a, b) => (a.header.imageIndex as number) - (b.header.imageIndex as number));
+    expect(Buffer.concat(ordered.map((m) => m.payload)).equals(whole)).toBe(true);
+    // A partial volume of it: images 5, 3, 1 (1-based).
+    client.begin('part', uid, { start: 5, end: 1, delta: -2 });
+    await client.untilImages('part', 3);
+    expectTransfer(client, 'part', [STACK_ORDER[4], STACK_ORDER[2], STACK_ORDER[0]]);
+  });
+
+  it('SET_PRIORITY sent while the series is being opened applies once its image count is known', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.21';
+    const held = new HeldSeries(uid, seriesFiles(uid));
+    const gated = new GatedSource(held);
+    const { s, url } = await serve(gated);
+    const client = await Client.connect(url);
+    client.begin('t', uid);
+    await gated.whenFound();
+    client.send({ messageType: 'SET_PRIORITY', transferId: 't', target: [5, 3], priority: 2 });
+    client.send({ messageType: 'SET_PRIORITY', transferId: 't', target: 6, priority: 1 });
+    client.send({ messageType: 'SET_PRIORITY', transferId: 't', target: [3, 42], priority: 1 }); // 3 lowered, set last
+    await client.barrier();
+    // Handled while the header pass waits.
+    expect(s.app.volumeSockets.stats()[0]).toMatchObject({ transfers: 1, opening: 1, messages: 4 });
+    gated.release();
+    held.release();
+    await client.untilImages('t', NZ);
+    expect(client.indices('t')).toEqual([5, 3, 6, 0, 1, 2, 4, 7]);
+    expectTransfer(client, 't', range(NZ));
+  });
+
+  it('SET_PRIORITY indices kept while series are being opened are bounded (1008 beyond); once the count is known they apply directly', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.22';
+    const held = new HeldSeries(uid, seriesFiles(uid));
+    const gated = new GatedSource(held);
+    const { s, url } = await serve(gated);
+    const client = await Client.connect(url);
+    client.begin('t', uid);
+    await gated.whenFound();
+    // 30000 indices a message (60 KB, under wsMaxMessageBytes): two are kept, a third goes over 65536.
+    const many = { messageType: 'SET_PRIORITY', transferId: 't', target: new Array(30000).fill(1), priority: 1 };
+    client.send(many);
+    client.send(many);
+    await client.barrier();
+    expect(client.closed).toBeNull();
+    client.send(many);
+    await Promise.race([client.untilClosed(), client.barrier()]);
+    expect(client.closed).toEqual({ code: 1008, reason: 'SET_PRIORITY: more than 65536 image indices for transfers whose series is being opened' });
+    // After the header pass (the pixel data still held), the same messages go to the transfer's queue.
+    gated.release();
+    const other = await Client.connect(url);
+    other.begin('u', uid);
+    await poll(() => s.app.volumeSockets.count() === 1 && s.app.volumeSockets.stats()[0].opening === 0);
+    for (let i = 0; i < 4; i++) other.send({ ...many, transferId: 'u', target: new Array(30000).fill(NZ - 1 - (i % 2)) });
+    await other.barrier();
+    held.release();
+    await other.untilImages('u', NZ);
+    expect(other.indices('u').slice(0, 2)).toEqual([NZ - 2, NZ - 1]);
+    expect(other.closed).toBeNull();
+  });
+
+  it('ABORT_TRANSFER during the header pass frees the transfer place only when the header pass is over', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.23';
+    const gated = new GatedSource(memoryOf(uid, seriesFiles(uid)));
+    const { s, url } = await serve(gated, { wsMaxTransfersPerSocket: 2 });
+    const client = await Client.connect(url);
+    for (const id of ['a', 'b']) {
+      client.begin(id, uid);
+      client.send({ messageType: 'ABORT_TRANSFER', transferId: id });
+    }
+    client.begin('c', uid);
+    await client.barrier();
+    expect(client.errors()).toEqual([
+      { messageType: 'TRANSFER_ERROR', transferId: 'c', status: 429, message: 'too many transfers on this socket (at most 2 at once)' },
+    ]);
+    expect(s.app.volumeSockets.stats()[0]).toMatchObject({ transfers: 0, opening: 2 });
+    gated.release();
+    await poll(() => s.app.volumeSockets.stats()[0].opening === 0);
+    client.begin('d', uid);
+    client.begin('e', uid);
+    await client.untilImages('d', NZ);
+    await client.untilImages('e', NZ);
+    expectTransfer(client, 'd', range(NZ));
+    // Nothing of the aborted transfers, and no other error.
+    expect(client.indices('a')).toEqual([]);
+    expect(client.indices('b')).toEqual([]);
+    expect(client.errors()).toHaveLength(1);
+  });
+
+  it('a paused transfer lets its load go: RESUME_TRANSFER opens the series again, and no image is sent twice', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.24';
+    const held = new HeldSeries(uid, seriesFiles(uid));
+    const counting = new GatedSource(held, { held: false });
+    const { s, url } = await serve(counting);
+    held.release(name(0), name(1));
+    const client = await Client.connect(url);
+    client.begin('p', uid);
+    client.send({ messageType: 'SET_PRIORITY', transferId: 'p', target: [0, 1, 7], priority: 1 });
+    await client.untilImages('p', 2);
+    client.send({ messageType: 'PAUSE_TRANSFER', transferId: 'p' });
+    await client.barrier();
+    held.release();
+    await (await s.volumes.open(uid)).complete;
+    await poll(() => s.volumes.region.peek(uid) !== undefined);
+    expect(counting.finds).toBe(1);
+    // The cache drops the volume while the transfer is paused.
+    s.volumes.region.delete(uid);
+    expect(s.volumes.region.peek(uid)).toBeUndefined();
+    client.send({ messageType: 'RESUME_TRANSFER', transferId: 'p' });
+    await client.untilImages('p', NZ);
+    // Opened again through the volume service (a new load), the priorities and sent images kept.
+    expect(counting.finds).toBe(2);
+    expect(client.indices('p')).toEqual([0, 1, 7, 2, 3, 4, 5, 6]);
+    expectTransfer(client, 'p', range(NZ));
+    await client.barrier();
+    expect(client.images('p')).toHaveLength(NZ);
+    expect(s.app.volumeSockets.stats()[0]).toMatchObject({ transfers: 0, opening: 0 });
+  });
+
+  it('a client that sends but does not read: the socket is no longer read while its answers are unsent', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.25';
+    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const client = await Client.connect(url);
+    const socket = (client.ws as unknown as { _socket: Socket })._socket;
+    socket.pause();
+    // 60000 bad BEGIN_TRANSFERs with the longest transferId: each answered by a TRANSFER_ERROR of
+    // about 400 bytes, 24 MB in all, far more than the kernel's buffers take.
+    const N = 60000;
+    const transferId = 'x'.repeat(256);
+    const frame = Buffer.from(`${JSON.stringify({ messageType: 'BEGIN_TRANSFER', transferId, seriesUid: 'not-a-uid' })}\n`);
+    for (let i = 0; i < N; i++) client.ws.send(frame);
+    const bound = 256 * 1024;
+    // Either reading stops, or the answers pile up in the server.
+    await poll(() => {
+      const st = s.app.volumeSockets.stats()[0];
+      return st !== undefined && (st.reading === false || st.bufferedAmount > bound);
+    });
+    const stalled = s.app.volumeSockets.stats()[0];
+    expect(stalled.bufferedAmount).toBeLessThanOrEqual(bound);
+    expect(stalled.bufferedAmount).toBeGreaterThan(0);
+    expect(stalled.messages).toBeLessThan(N);
+    expect(stalled.maxBufferedAmount).toBeLessThanOrEqual(bound);
+    // The client reads again: every message is answered, the server never having held more.
+    socket.resume();
+    await client.until(() => client.messages.length >= N);
+    await client.barrier();
+    expect(client.messages).toHaveLength(N);
+    expect(client.messages.every((m) => m.header.messageType === 'TRANSFER_ERROR' && m.header.status === 400)).toBe(true);
+    expect(s.app.volumeSockets.stats()[0]).toMatchObject({ messages: N, reading: true });
+    expect(s.app.volumeSockets.stats()[0].maxBufferedAmount).toBeLessThanOrEqual(bound);
+    // And the socket still serves.
+    client.begin('ok', uid);
+    await client.untilImages('ok', NZ);
+    expectTransfer(client, 'ok', range(NZ));
+  });
+
+  it('a client that stops reading is cut off after wsIdleTimeoutMs, however often it sends messages', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.26';
+    const big = { nx: 512, ny: 512, nz: 48, value: (x: number, y: number, k: number) => ((x * 7 + y * 13 + k * 101) % 4000) - 1000 };
+    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid, big)), { wsIdleTimeoutMs: 1000 });
+    await s.volumes.get(uid);
+    const client = await Client.connect(url);
+    (client.ws as unknown as { _socket: Socket })._socket.pause();
+    client.begin('slow', uid);
+    // Stalled (or, on a busy machine, cut off already).
+    await poll(() => {
+      const st = s.app.volumeSockets.stats()[0];
+      return st === undefined || (st.writing > 0 && st.bufferedAmount > 0);
+    });
+    const stalledAt = Date.now();
+    // A message every 200 ms (each one used to count as activity).
+    const keepAlive = setInterval(() => client.send({ messageType: 'ABORT_TRANSFER', transferId: 'nothing' }), 200);
+    try {
+      await poll(() => s.app.volumeSockets.count() === 0);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    expect(Date.now() - stalledAt).toBeLessThan(10_000);
+    expect(s.app.volumeSockets.totals().imagesSent).toBeLessThan(big.nz);
+  });
+
+  it('a socket closed while an image is pending: the request is withdrawn, nothing is written after, no error', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.27';
+    const held = new HeldSeries(uid, seriesFiles(uid));
+    const { s, url } = await serve(held);
+    held.release(name(0));
+    const client = await Client.connect(url);
+    client.begin('t', uid);
+    await client.untilImages('t', 1);
+    const load = (await s.volumes.open(uid)) as ProgressiveVolume;
+    // Image 1 is asked of the load and waits for its slice.
+    await poll(() => load.waiting === 1);
+    const logged = [vi.spyOn(s.app.log, 'error'), vi.spyOn(s.app.log, 'warn')];
+    client.ws.close();
+    await client.untilClosed();
+    await poll(() => s.app.volumeSockets.count() === 0);
+    expect(load.waiting).toBe(0);
+    held.release();
+    await load.complete;
+    await settle();
+    expect(s.app.volumeSockets.totals()).toMatchObject({ sockets: 1, transfers: 1, imagesSent: 1 });
+    expect(client.indices('t')).toEqual([0]);
+    expect(client.errors()).toEqual([]);
+    for (const spy of logged) expect(spy).not.toHaveBeenCalled();
+  });
+
+  it('a request carrying another Upgrade (h2c) is answered as an ordinary one: keep-alive, pipelining and bodies intact', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.70.28';
+    const { s, url, base } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const { port } = s.app.server.address() as { port: number };
+    const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const status = `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${h2c}\r\n`;
+    const metadata = `GET /metadata?series=${uid} HTTP/1.1\r\nHost: 127.0.0.1\r\n${h2c}\r\n`;
+    const raw = await RawConnection.open(port);
+    raws.push(raw);
+    // One request, then another on the same connection (kept alive).
+    raw.write(status);
+    await raw.untilResponses(1);
+    raw.write(metadata);
+    await raw.untilResponses(2);
+    // Two pipelined in one write (the second arrives with the first's head), then a POST with a body, then one more.
+    raw.write(status + metadata);
+    await raw.untilResponses(4);
+    const body = 'GET /nothing HTTP/1.1\r\n';
+    raw.write(`POST /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\n${h2c}\r\n${body}${status}`);
+    await raw.untilResponses(6);
+    const [first, second, third, fourth, post, last] = raw.responses;
+    for (const r of [first, third, last]) {
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body).status).toBe('Running');
+    }
+    for (const r of [second, fourth]) {
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body).voxelCount).toEqual([NX, NY, NZ]);
+    }
+    // The body was read as the body, not as a request.
+    expect(post.status).toBe(405);
+    expect(raw.ended).toBe(false);
+    // Connection: Upgrade, close: answered, then the server closes the connection.
+    raw.write(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\n\r\n`);
+    await raw.untilResponses(7);
+    expect(raw.responses[6].status).toBe(200);
+    await raw.until(() => raw.ended);
+    // A WebSocket upgrade is still the socket's: 404 anywhere but /ws/volume.
+    expect(await Client.refused(url.replace('/ws/volume', '/status'))).toMatchObject({ status: 404, body: { status: 'ng' } });
+    const client = await Client.connect(url);
+    client.begin('t', uid);
+    await client.untilImages('t', NZ);
+    expect((await fetch(`${base}/status`)).status).toBe(200);
   });
 });

@@ -20,10 +20,21 @@ interface OptionSpec {
   minLength?: number;
   /** For lists: entries are addresses or CIDR blocks. */
   addresses?: boolean;
+  /** For lists: entries are HTTP header lines, "Name: value" (`HEADER_LINE`). */
+  headers?: boolean;
+  /** For lists: what separates entries in one string (a comma unless said otherwise). */
+  separator?: string;
+  /** The command-line flag, when not the one `flagName` derives from the name (without the dashes). */
+  flag?: string;
+  /** Values never shown in messages (secrets, credentials). */
+  secret?: boolean;
   /** For strings: a non-empty value must match, else `patternRule` says why. */
   pattern?: RegExp;
   patternRule?: string;
 }
+
+/** An HTTP header line: a name (an RFC 9110 token), a colon, a value on one line. */
+export const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)$/;
 
 /** A base path: empty, or '/' and segments, not ending with '/' (`/rs`, `/images/rs`). */
 export const BASE_PATH_PATTERN = /^(\/[^/?#\s]+)+$/;
@@ -120,6 +131,19 @@ export const OPTIONS = {
     patternRule: "must be empty or start with '/' and not end with '/' (for example /rs)",
     description: 'path every route is served under, for example /rs (default: the root)',
   },
+  viewer: { kind: 'boolean', default: true, description: 'serve the web viewer at / (--no-viewer turns it off)' },
+  allowListing: {
+    kind: 'boolean',
+    default: false,
+    description: 'answer GET /series (patient names and IDs) in authentication mode too; without auth it is always on',
+  },
+  listLimit: {
+    kind: 'integer',
+    default: 1000,
+    min: 1,
+    max: 100_000,
+    description: 'most series one GET /series answers (a page; offset for the next)',
+  },
   logLevel: {
     kind: 'string',
     default: 'info',
@@ -182,6 +206,50 @@ export const OPTIONS = {
     max: 86_400_000,
     description: 'a /ws/volume socket with no message, no image written and no load waited for this long is closed',
   },
+  instanceName: {
+    kind: 'string',
+    default: '',
+    pattern: /^[A-Za-z0-9._:@-]{1,64}$/,
+    patternRule: 'must be 1 to 64 letters, digits, dots, underscores, colons, at signs or hyphens (for example r1 or the host name)',
+    description: 'name of this server, sent in the X-Circus-Instance header of every response and in /metrics (default: none, no header)',
+  },
+  dicomwebUrl: {
+    kind: 'string',
+    default: '',
+    pattern: /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/,
+    patternRule: 'must be an http:// or https:// URL without user:password, query or fragment (credentials go in dicomwebHeaders)',
+    description: 'base URL of a DICOMweb PACS (QIDO-RS, WADO-RS) where series not in the data directory are looked up (default: none)',
+  },
+  dicomwebHeaders: {
+    kind: 'list',
+    default: [],
+    headers: true,
+    separator: '\n',
+    flag: 'dicomweb-header',
+    secret: true,
+    description:
+      'HTTP header "Name: value" sent with every request to the PACS, such as credentials (repeat the flag for more; one a line in the environment)',
+  },
+  dicomwebTimeoutMs: {
+    kind: 'integer',
+    default: 30_000,
+    min: 100,
+    max: 600_000,
+    description: 'longest wait for an answer of the PACS, or for the next bytes of one (504 beyond)',
+  },
+  dicomwebConcurrency: { kind: 'integer', default: 8, min: 1, max: 256, description: 'requests to the PACS at once, every load together' },
+  instanceCacheDir: {
+    kind: 'string',
+    default: '',
+    description: 'folder keeping the instances retrieved from the PACS, so a series is retrieved once (default: none)',
+  },
+  instanceCacheBytes: {
+    kind: 'bytes',
+    default: 10 * GiB,
+    min: 1 * MiB,
+    max: 64 * 1024 * GiB,
+    description: 'most bytes the instance cache holds; the least recently used instances go first',
+  },
   development: { kind: 'boolean', default: false, description: 'development mode: 500 responses carry the stack trace' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -200,8 +268,11 @@ export class ConfigError extends Error {
 
 /** `cacheBytes` -> `CIRCUS_RS_CACHE_BYTES`. */
 export const envName = (name: string): string => `CIRCUS_RS_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-/** `cacheBytes` -> `--cache-bytes`. */
-export const flagName = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** `cacheBytes` -> `--cache-bytes` (or the option's own `flag`). */
+export const flagName = (name: string): string => {
+  const own = (OPTIONS as Record<string, OptionSpec>)[name]?.flag;
+  return `--${own ?? name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+};
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i;
 const MULTIPLIER: Record<string, number> = { '': 1, k: 1024, m: MiB, g: GiB, t: 1024 * GiB };
@@ -209,7 +280,7 @@ const MULTIPLIER: Record<string, number> = { '': 1, k: 1024, m: MiB, g: GiB, t: 
 function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
   const where = `option ${name} (${flagName(name)}, ${envName(name)})`;
   const bad = (why: string): never => {
-    const shown = name === 'tokenSecret' ? '(hidden)' : JSON.stringify(raw);
+    const shown = name === 'tokenSecret' || spec.secret ? '(hidden)' : JSON.stringify(raw);
     throw new ConfigError(`${where}: ${why}, got ${shown}`);
   };
   switch (spec.kind) {
@@ -225,14 +296,18 @@ function coerce(name: OptionName, spec: OptionSpec, raw: unknown): unknown {
       if (raw === 'false' || raw === '0' || raw === 'no' || raw === 'off') return false;
       return bad('must be true or false');
     case 'list': {
+      // An array (a config file, a flag given several times) or one string; either way each
+      // string may hold several entries.
+      const separator = spec.separator ?? ',';
       let list: string[];
-      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) list = raw.map((v) => v.trim()).filter(Boolean);
-      else if (typeof raw === 'string')
-        list = raw
-          .split(',')
+      if ((Array.isArray(raw) && raw.every((v) => typeof v === 'string')) || typeof raw === 'string')
+        list = ([] as string[])
+          .concat(raw as string | string[])
+          .flatMap((v) => v.split(separator))
           .map((v) => v.trim())
           .filter(Boolean);
-      else return bad('must be a comma-separated list');
+      else return bad(separator === ',' ? 'must be a comma-separated list' : 'must be a list of strings');
+      if (spec.headers && !list.every((v) => HEADER_LINE.test(v))) bad('every entry must be an HTTP header "Name: value"');
       if (spec.addresses) {
         try {
           addressList(list);

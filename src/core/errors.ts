@@ -12,7 +12,11 @@ export const ERROR_TABLE = {
   TOO_LARGE: 413,
   UNPROCESSABLE_SERIES: 422,
   UNSUPPORTED_TRANSFER_SYNTAX: 422,
+  /** A source the series comes from (a DICOMweb PACS) failed: unreachable, an error status, an answer that is not what was asked for. */
+  BAD_GATEWAY: 502,
   UNAVAILABLE: 503,
+  /** A source the series comes from (a DICOMweb PACS) did not answer in time. */
+  GATEWAY_TIMEOUT: 504,
   /** The client went away while its request waited; never sent (nobody is left to receive it). */
   CLIENT_GONE: 499,
 } as const;
@@ -39,3 +43,13 @@ export const unprocessable = (message: string): CircusError => new CircusError('
 export const tooLarge = (message: string): CircusError => new CircusError('TOO_LARGE', message);
 /** No such series (404). */
 export const notFound = (message: string): CircusError => new CircusError('NOT_FOUND', message);
+/** A source failed to give the bytes of a series (502). */
+export const badGateway = (message: string): CircusError => new CircusError('BAD_GATEWAY', message);
+/** A source did not give the bytes of a series in time (504). */
+export const gatewayTimeout = (message: string): CircusError => new CircusError('GATEWAY_TIMEOUT', message);
+/**
+ * Whether an error is a source's failure to give bytes (502, 504): it fails the load as it is,
+ * never taken for an unreadable file (skipped) or a bad slice (422).
+ */
+export const isSourceFailure = (err: unknown): err is CircusError =>
+  err instanceof CircusError && (err.code === 'BAD_GATEWAY' || err.code === 'GATEWAY_TIMEOUT');

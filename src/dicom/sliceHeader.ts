@@ -23,6 +23,11 @@ export interface SliceHeader {
   readonly studyInstanceUid?: string;
   readonly modality?: string;
   readonly seriesDescription?: string;
+  /** Patient and study attributes, for lists of series (not used to build volumes). */
+  readonly patientName?: string;
+  readonly patientId?: string;
+  readonly studyDate?: string;
+  readonly studyDescription?: string;
   readonly rows: number;
   readonly columns: number;
   readonly samplesPerPixel: number;
@@ -92,6 +97,10 @@ export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
     studyInstanceUid: ds.string(Tags.StudyInstanceUID),
     modality: ds.string(Tags.Modality),
     seriesDescription: ds.string(Tags.SeriesDescription),
+    patientName: ds.string(Tags.PatientName),
+    patientId: ds.string(Tags.PatientID),
+    studyDate: ds.string(Tags.StudyDate),
+    studyDescription: ds.string(Tags.StudyDescription),
     rows: ds.number(Tags.Rows) ?? 0,
     columns: ds.number(Tags.Columns) ?? 0,
     samplesPerPixel: ds.number(Tags.SamplesPerPixel) ?? 1,

@@ -39,9 +39,14 @@
  * attributes do not apply. Under Explicit VR Big Endian, OW pixel data is in 16-bit words
  * written big-endian, so the bytes are swapped in pairs (counted from the value's start) first.
  *
+ * A source that cannot give an instance's bytes (a PACS that is down or too slow: 502, 504,
+ * `isSourceFailure`) fails the load with its own error wherever that happens, in the header
+ * pass or later: such an instance is never skipped like an unreadable file nor taken for a bad
+ * slice (422).
+ *
  * Work on the main thread is cut into short steps so the event loop keeps answering.
  */
-import { CircusError, tooLarge, unprocessable } from '../core/errors.js';
+import { CircusError, isSourceFailure, tooLarge, unprocessable } from '../core/errors.js';
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices, SliceGeometryError, type SliceGeometryInput, type SliceOrdering, stackSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
@@ -295,6 +300,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       }
       return slicesOf(instance, header);
     } catch (err) {
+      if (isSourceFailure(err)) throw err;
       log(`skipped ${instance.name}: ${(err as Error).message}`);
       return null;
     }
@@ -381,6 +387,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       if (binary) await readBinarySlice(s, raw as Uint8Array, z * perSlice, perSlice, limits);
       else await readPixelBytes(s.instance, s.header, t, s.frame * sliceBytes, limits);
     } catch (err) {
+      if (isSourceFailure(err)) throw err;
       throw unprocessable(`slice ${s.label}: ${(err as Error).message}`);
     }
     const wordsSwapped = stored === PixelFormat.UInt16 || stored === PixelFormat.Int16 || s.header.pixelData!.vr === 'OW';
@@ -418,6 +425,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
               },
             );
           } catch (err) {
+            if (isSourceFailure(err)) throw err;
             const at = err instanceof DecodeError && err.at !== undefined ? err.at : 0;
             throw unprocessable(`slice ${task[at].s.label}: ${(err as Error).message}`);
           }

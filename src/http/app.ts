@@ -7,17 +7,24 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import { CircusError } from '../core/errors.js';
 import { BASE_PATH_PATTERN, type Config } from '../config/config.js';
 import type { CacheRegions } from '../services/cacheRegions.js';
+import type { ReadinessCheck } from '../services/readiness.js';
+import type { PoolStats } from '../workers/workerPool.js';
 import { inProcessRenderer, type Renderer } from '../services/renderPool.js';
 import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
+import type { SeriesSource } from '../sources/source.js';
 import { registerAccessControl, WWW_AUTHENTICATE } from './auth.js';
 import { sendError } from './errors.js';
+import { installMetrics, metricsRoute } from './metrics.js';
+import { healthRoutes } from './routes/health.js';
 import { metadataRoute } from './routes/metadata.js';
 import { mprRoute } from './routes/mpr.js';
 import { obliqueRoute } from './routes/oblique.js';
 import { rawRoute } from './routes/raw.js';
 import { currentApiRoutes } from './routes/currentApi.js';
 import { requestTokenRoute } from './routes/requestToken.js';
+import { seriesListRoute } from './routes/seriesList.js';
+import { viewerRoute } from './routes/viewer.js';
 import { statusRoute } from './routes/status.js';
 import { registerVolumeSocket } from './routes/volumeSocket.js';
 
@@ -39,6 +46,10 @@ export interface AppDeps {
     | 'wsMaxSocketsPerAddress'
     | 'wsMaxMessageBytes'
     | 'wsIdleTimeoutMs'
+    | 'viewer'
+    | 'allowListing'
+    | 'listLimit'
+    | 'instanceName'
   >;
   volumes: VolumeService;
   /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */
@@ -52,6 +63,14 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
   /** Extra status fields (index progress and the like). */
   statusExtras?: () => Record<string, unknown>;
+  /** Where GET /series lists series from (the server's source); without one, or one without `listSeries`, GET /series is 404. */
+  listSource?: SeriesSource;
+  /** The folder of the built viewer (dist/viewer by default). */
+  viewerDir?: string;
+  /** The pool of threads decoding compressed frames (its figures go to /metrics). */
+  decoder?: { stats(): PoolStats };
+  /** Why the server cannot serve series now, null when it can (GET /health/ready); ready when not given. */
+  readiness?: ReadinessCheck;
 }
 
 export interface Counters {
@@ -68,7 +87,10 @@ declare module 'fastify' {
   }
 }
 
-export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center';
+export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center, X-Circus-Instance';
+
+/** The header naming the server (instanceName) on every response. */
+export const INSTANCE_HEADER = 'X-Circus-Instance';
 
 /** CORS headers every response carries (beside Access-Control-Allow-Origin), preflight answers included. */
 export const CORS_HEADERS = {
@@ -83,6 +105,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   if (deps.config.auth && !deps.tokens) throw new Error('authentication mode needs a token service');
   const basePath = deps.config.basePath ?? '';
   if (basePath !== '' && !BASE_PATH_PATTERN.test(basePath)) throw new Error(`basePath must start with '/' and not end with '/', got '${basePath}'`);
+  const instanceName = deps.config.instanceName ?? '';
+  const instanceLine = instanceName ? `${INSTANCE_HEADER}: ${instanceName}\r\n` : '';
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
@@ -115,7 +139,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (socket.writable) {
         socket.write(
           `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-            `Access-Control-Allow-Origin: ${deps.config.corsOrigin}\r\nConnection: close\r\n\r\n${body}`,
+            `Access-Control-Allow-Origin: ${deps.config.corsOrigin}\r\n${instanceLine}Connection: close\r\n\r\n${body}`,
         );
       }
       socket.destroy(err);
@@ -125,6 +149,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Requests fastify refuses before routing (a malformed URL) get the contract's body too.
     frameworkErrors: (error, _request, reply) => {
       reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin).headers(CORS_HEADERS);
+      if (instanceName) reply.header(INSTANCE_HEADER, instanceName);
       sendError(reply, 400, `bad request: ${error.message}`);
     },
   });
@@ -139,8 +164,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Access-Control-Allow-Origin', deps.config.corsOrigin);
     reply.headers(CORS_HEADERS);
+    if (instanceName) reply.header(INSTANCE_HEADER, instanceName);
     if (deps.config.corsOrigin !== '*') reply.header('Vary', 'Origin');
-    if (app.closing) return sendError(reply.header('Connection', 'close'), 503, 'the server is shutting down');
+    if (app.closing && !request.routeOptions.config?.whileClosing) {
+      return sendError(reply.header('Connection', 'close'), 503, 'the server is shutting down');
+    }
     if (request.url.length > deps.config.maxUrlLength) {
       return sendError(reply, 400, `the URL is longer than ${deps.config.maxUrlLength} characters`);
     }
@@ -154,10 +182,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'OPTIONS') return;
-    const action = request.routeOptions.url?.slice(basePath.length).replace(/^\//, '') || 'unknown';
+    const action = request.routeOptions.config?.counter ?? (request.routeOptions.url?.slice(basePath.length).replace(/^\//, '') || 'unknown');
     if (reply.statusCode >= 400) app.counters._error++;
     else app.counters[action] = (app.counters[action] ?? 0) + 1;
   });
+  installMetrics(app);
 
   // Preflight on any path (under the base path or not): 204 with the CORS headers the hook above set.
   app.options('*', { config: { access: 'public' } }, async (_request, reply) => {
@@ -196,6 +225,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       api.register(rawRoute);
       if (deps.tokens) api.register(requestTokenRoute);
       api.register(currentApiRoutes);
+      api.register(seriesListRoute);
+      if (deps.config.viewer) api.register(viewerRoute);
+      api.register(healthRoutes);
+      api.register(metricsRoute);
     },
     { prefix: basePath },
   );

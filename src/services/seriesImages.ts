@@ -17,6 +17,16 @@
  *   the header pass tells its values, else the complete volume), and puts the slice first in
  *   the load meanwhile. Binary images are packed 8 voxels a byte, most significant bit first,
  *   each image from a byte boundary (as the 2016 API's /raw).
+ * - Value ranges (`valueRange`, `imagesRange`: the estimated windows) leave padding out, as the
+ *   volume's minValue and maxValue do. Padding voxels hold a value no greater than the series'
+ *   smallest real value (the loader's rule): their own modality value when it is below every
+ *   real value, else the smallest real value itself. So in the complete volume an image's
+ *   padding is every voxel below minValue (a padding voxel that holds minValue itself cannot be
+ *   told from a real one, and takes no part either way in the series' range); in a slice known
+ *   before completion, where padding voxels keep their own value, it is every voxel holding
+ *   that value (the rescale maps no real stored value onto it). Both give the same range for
+ *   the same image. An image that is padding only has the range 0 .. 0, as an all-padding
+ *   volume has.
  */
 import { badParameter, unprocessable } from '../core/errors.js';
 import { BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray } from '../core/volume/volume.js';
@@ -137,6 +147,34 @@ export function writeImage(values: ArrayLike<number>, format: PixelFormat, out: 
   }
 }
 
+/** A range of modality values. */
+export interface ValueRange {
+  readonly minValue: number;
+  readonly maxValue: number;
+}
+
+/**
+ * Widens `into` by the values of `data[start .. start + count)` that are not padding: padding is
+ * every value below `below`, and every value equal to `own` (each when given).
+ */
+function widen(into: { min: number; max: number }, data: VoxelArray, start: number, count: number, below?: number, own?: number): void {
+  let { min, max } = into;
+  const end = start + count;
+  const lo = below ?? -Infinity;
+  for (let i = start; i < end; i++) {
+    const v = data[i];
+    if (v < lo || v === own) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  into.min = min;
+  into.max = max;
+}
+
+/** The range found, or 0 .. 0 when every voxel was padding (as for an all-padding volume). */
+const rangeOf = (r: { min: number; max: number }): ValueRange =>
+  r.min <= r.max ? { minValue: r.min, maxValue: r.max } : { minValue: 0, maxValue: 0 };
+
 /** The images of one series (or of a partial volume of it) in the current API's format. */
 export class SeriesImages {
   /** The slice (z) of each image, in order. */
@@ -205,6 +243,45 @@ export class SeriesImages {
     }
     const volume = this.load.volume ?? (await this.volume(signal));
     return slab(volume.data, z * perImage, perImage);
+  }
+
+  /**
+   * The range of image `k`'s values without its padding (see the policy), as soon as they are
+   * known exactly; resolving and rejecting as `values` does.
+   */
+  async valueRange(k: number, signal?: AbortSignal): Promise<ValueRange> {
+    const z = this.slices[k];
+    if (!Number.isInteger(k) || z === undefined) throw new RangeError(`image ${k} is not in 0 .. ${this.count - 1}`);
+    const perImage = this.columns * this.rows;
+    const found = { min: Infinity, max: -Infinity };
+    if (this.load.volume === null) {
+      await this.load.slice(z, signal);
+      const early = this.load.axialSlice(z);
+      if (early) {
+        // Known before completion: padding voxels hold their own value, which no real voxel has.
+        const r = this.load.sliceRescale[z];
+        const own = r.padding ? r.padding[0] * r.slope + r.intercept : undefined;
+        widen(found, early.data, 0, perImage, undefined, own);
+        return rangeOf(found);
+      }
+    }
+    const volume = this.load.volume ?? (await this.volume(signal));
+    widen(found, volume.data, z * perImage, perImage, volume.minValue);
+    return rangeOf(found);
+  }
+
+  /**
+   * The range of the values of every image (every image of the partial volume, no other), without
+   * padding, from the complete volume; rejects as `volume` does.
+   */
+  async imagesRange(signal?: AbortSignal): Promise<ValueRange> {
+    const volume = await this.volume(signal);
+    const nz = this.load.dims[2];
+    if (this.count === nz && new Set(this.slices).size === nz) return { minValue: volume.minValue, maxValue: volume.maxValue };
+    const perImage = this.columns * this.rows;
+    const found = { min: Infinity, max: -Infinity };
+    for (const z of this.slices) widen(found, volume.data, z * perImage, perImage, volume.minValue);
+    return rangeOf(found);
   }
 
   /** The complete volume (for resampling), rejecting with the load's failure, or with `signal.reason` when it fires first. */

@@ -52,6 +52,9 @@ export interface OpenOptions {
   allowStack?: boolean;
 }
 
+/** Told when a load ends: its time from start to end in seconds, and whether it completed. */
+export type LoadListener = (seconds: number, ok: boolean) => void;
+
 /** The cache key of a series' stack (never a series UID, which has no space). */
 export const stackKey = (seriesUid: string): string => `${seriesUid} stack`;
 
@@ -60,6 +63,7 @@ export class VolumeService {
   private readonly loads = new Map<string, Promise<VolumeLoad>>();
   /** Series UIDs whose last load with allowStack was a stack. */
   private readonly stacks = new Set<string>();
+  private readonly loadListeners = new Set<LoadListener>();
 
   constructor(
     private readonly source: SeriesSource,
@@ -67,6 +71,17 @@ export class VolumeService {
     readonly region: CacheRegion<Volume>,
     private readonly options: VolumeServiceOptions,
   ) {}
+
+  /** Loads under way now (volumes and stacks), from the start of their header pass until they end. */
+  get loadsInFlight(): number {
+    return this.loads.size;
+  }
+
+  /** Calls `listener` as each load ends (completed or failed); returns the function that stops it. */
+  onLoadEnd(listener: LoadListener): () => void {
+    this.loadListeners.add(listener);
+    return () => this.loadListeners.delete(listener);
+  }
 
   /**
    * The complete volume of a series, from the cache, from the load under way, or loaded now.
@@ -127,6 +142,8 @@ export class VolumeService {
       });
       opening.catch(() => {}); // seen by whoever opens it
       this.loads.set(key, opening);
+      const started = performance.now();
+      let ok = false;
       try {
         const found = await this.source.find(seriesUid);
         if (!found) throw notFound(`series ${seriesUid} is not found`);
@@ -148,12 +165,15 @@ export class VolumeService {
         });
         opened(load);
         const volume = await load.complete;
+        ok = true;
         return { value: volume, bytes: volume.data.byteLength };
       } catch (err) {
         refused(err);
         throw err;
       } finally {
         if (this.loads.get(key) === opening) this.loads.delete(key);
+        const seconds = (performance.now() - started) / 1000;
+        for (const listener of this.loadListeners) listener(seconds, ok);
       }
     };
   }

@@ -14,10 +14,14 @@ import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { isValidUid } from '../core/uid.js';
+import { readHeader } from '../dicom/fileReader.js';
+import type { SliceHeader } from '../dicom/sliceHeader.js';
+import { mapLimit } from '../dicom/volumeLoader.js';
 import { FileInstance } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 import type { IndexSummary, SeriesIndex } from './seriesIndex.js';
 import type { SeriesInstances, SeriesSource } from './source.js';
+import { type SeriesSummary, summaryOf } from './summary.js';
 
 /** Which layout of the data directory a series was found in. */
 export type Layout = 'circus' | 'hashed' | 'index';
@@ -35,6 +39,20 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+async function subfolders(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+const HASH_PART = /^[0-9a-f]{2}$/;
+/** Files tried, in order, for a folder's summary before the folder is left out of the list. */
+const SUMMARY_TRIES = 8;
+/** How long one listing answers the next ones (a search box asks at every key), in ms. */
+const LIST_REUSE_MS = 2000;
+
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
@@ -46,6 +64,9 @@ async function listFiles(dir: string): Promise<string[]> {
 export class DataDirectorySource implements SeriesSource {
   readonly root: string;
   private indexing: Promise<IndexSummary> | null = null;
+  /** Summaries of the layouts' series folders, by folder, while the folder's mtime is unchanged. */
+  private readonly folderSummaries = new Map<string, { mtimeMs: number; summary: SeriesSummary | null }>();
+  private lastList: { at: number; list: Promise<SeriesSummary[]> } | null = null;
 
   constructor(
     root: string,
@@ -73,6 +94,81 @@ export class DataDirectorySource implements SeriesSource {
     // Headers the index read before save the header pass from reading every file again.
     const known = this.index?.headersOf(seriesUid);
     return { instances: found.files.map((p) => new FileInstance(p, relative(this.root, p), known?.get(p))) };
+  }
+
+  /**
+   * Every series of the data directory: the folders of the CIRCUS and hashed layouts, each summed
+   * up from its first file that reads (the index's header of it while the file is unchanged), then
+   * the index's other series, from the headers it keeps (no file is read for those). A listing
+   * is reused for two seconds, so a search typed key by key walks the folders once.
+   */
+  listSeries(): Promise<SeriesSummary[]> {
+    const now = Date.now();
+    if (this.lastList && now - this.lastList.at < LIST_REUSE_MS) return this.lastList.list;
+    const list = this.listNow();
+    this.lastList = { at: now, list };
+    list.catch(() => {
+      if (this.lastList?.list === list) this.lastList = null;
+    });
+    return list;
+  }
+
+  private async listNow(): Promise<SeriesSummary[]> {
+    const folders = await this.layoutFolders();
+    const summaries = await mapLimit(folders, 8, ({ uid, dir }) => this.folderSummary(uid, dir));
+    const seen = new Set(folders.map((f) => f.dir));
+    for (const dir of this.folderSummaries.keys()) if (!seen.has(dir)) this.folderSummaries.delete(dir);
+    const out = new Map<string, SeriesSummary>();
+    for (const s of summaries) if (s && !out.has(s.seriesUid)) out.set(s.seriesUid, s);
+    for (const s of this.index?.summaries() ?? []) if (!out.has(s.seriesUid)) out.set(s.seriesUid, s);
+    return [...out.values()];
+  }
+
+  /** Series folders: `DIR/<uid>` (CIRCUS layout), then `DIR/xx/yy/<uid>` where xx/yy begin the UID's hash. */
+  private async layoutFolders(): Promise<{ uid: string; dir: string }[]> {
+    const circus: { uid: string; dir: string }[] = [];
+    const hashed: { uid: string; dir: string }[] = [];
+    for (const name of await subfolders(this.root)) {
+      if (name.length > 2 && isValidUid(name)) circus.push({ uid: name, dir: join(this.root, name) });
+      else if (HASH_PART.test(name)) {
+        for (const sub of await subfolders(join(this.root, name))) {
+          if (!HASH_PART.test(sub)) continue;
+          for (const uid of await subfolders(join(this.root, name, sub))) {
+            const dir = join(this.root, name, sub, uid);
+            if (isValidUid(uid) && hashedDir(this.root, uid) === dir) hashed.push({ uid, dir });
+          }
+        }
+      }
+    }
+    return [...circus, ...hashed];
+  }
+
+  /** A folder's summary: its first file that reads; images are its files times that file's frames. */
+  private async folderSummary(uid: string, dir: string): Promise<SeriesSummary | null> {
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(dir)).mtimeMs;
+    } catch {
+      return null;
+    }
+    const cached = this.folderSummaries.get(dir);
+    if (cached && cached.mtimeMs === mtimeMs) return cached.summary;
+    const files = await listFiles(dir).catch(() => [] as string[]);
+    const known = this.index?.headersOf(uid);
+    let summary: SeriesSummary | null = null;
+    for (const path of files.slice(0, SUMMARY_TRIES)) {
+      const instance = new FileInstance(path, relative(this.root, path), known?.get(path));
+      let header: SliceHeader | undefined;
+      try {
+        header = (await instance.knownHeader()) ?? (await readHeader(instance));
+      } catch {
+        continue;
+      }
+      summary = summaryOf(uid, header, files.length * header.numberOfFrames);
+      break;
+    }
+    this.folderSummaries.set(dir, { mtimeMs, summary });
+    return summary;
   }
 
   /** The files of a series (absolute paths, natural order) and the layout they were found in. */

@@ -4,8 +4,9 @@
  * a decoding worker gets a copy.
  */
 import { parseDicom } from '../dicom/parser.js';
-import { readSliceHeader } from '../dicom/sliceHeader.js';
+import { readSliceHeader, type SliceHeader } from '../dicom/sliceHeader.js';
 import type { Instance, SeriesInstances, SeriesSource, WorkerInput } from './source.js';
+import { type SeriesSummary, summaryOf } from './summary.js';
 
 export class MemoryInstance implements Instance {
   constructor(
@@ -60,5 +61,25 @@ export class MemorySource implements SeriesSource {
   async find(seriesUid: string): Promise<SeriesInstances | null> {
     const instances = this.series.get(seriesUid);
     return instances ? { instances: [...instances] } : null;
+  }
+
+  /** Every series held, from its first instance that parses, images counted over every instance. */
+  async listSeries(): Promise<SeriesSummary[]> {
+    const out: SeriesSummary[] = [];
+    for (const uid of this.seriesUids()) {
+      let first: SliceHeader | undefined;
+      let images = 0;
+      for (const instance of this.series.get(uid)!) {
+        try {
+          const header = readSliceHeader(parseDicom(await instance.bytes(), { untilPixelData: true }));
+          first ??= header;
+          images += header.numberOfFrames;
+        } catch {
+          // Not DICOM: neither summed up nor counted.
+        }
+      }
+      if (first) out.push(summaryOf(uid, first, images));
+    }
+    return out;
   }
 }

@@ -16,6 +16,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
 import { mapLimit } from '../dicom/volumeLoader.js';
+import { studyDateText, type SeriesSummary } from './summary.js';
 import { FileInstance, type KnownHeader } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 
@@ -36,8 +37,11 @@ export interface IndexSummary {
   seconds: number;
 }
 
-/** Version of the tables' shape; the files table of another version is dropped and rebuilt. */
-const SCHEMA_VERSION = '3';
+/**
+ * Version of the tables' shape; the files table of another version is dropped and rebuilt.
+ * 4: headers carry the patient and study attributes that GET /series lists.
+ */
+const SCHEMA_VERSION = '4';
 
 export class SeriesIndex {
   private readonly db: Database.Database;
@@ -113,6 +117,45 @@ export class SeriesIndex {
     return this.db
       .prepare('SELECT series_uid AS seriesUid, COUNT(*) AS files FROM files WHERE series_uid IS NOT NULL GROUP BY series_uid ORDER BY series_uid')
       .all() as { seriesUid: string; files: number }[];
+  }
+
+  /**
+   * A summary of every series the index knows, from the header it keeps of the series' first
+   * file (in path order), with the frames of all its files; no file is read. The attributes are
+   * taken out by SQLite, so a large index costs no JSON parsing here.
+   */
+  summaries(): SeriesSummary[] {
+    const rows = this.db
+      .prepare(
+        `SELECT series_uid AS seriesUid, MIN(path) AS first,
+           json_extract(header, '$.studyInstanceUid') AS studyUid,
+           json_extract(header, '$.patientName') AS patientName,
+           json_extract(header, '$.patientId') AS patientId,
+           json_extract(header, '$.studyDate') AS studyDate,
+           json_extract(header, '$.studyDescription') AS studyDescription,
+           json_extract(header, '$.seriesDescription') AS seriesDescription,
+           json_extract(header, '$.modality') AS modality,
+           json_extract(header, '$.rows') AS rows,
+           json_extract(header, '$.columns') AS columns,
+           SUM(COALESCE(json_extract(header, '$.numberOfFrames'), 1)) AS images
+         FROM files WHERE series_uid IS NOT NULL AND header IS NOT NULL GROUP BY series_uid`,
+      )
+      .all() as (Omit<SeriesSummary, 'rows' | 'columns' | 'images'> & { rows: unknown; columns: unknown; images: unknown })[];
+    // SQLite takes the bare columns from the row of MIN(path): the series' first file.
+    const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+    return rows.map((r) => ({
+      seriesUid: r.seriesUid,
+      studyUid: text(r.studyUid),
+      patientName: text(r.patientName),
+      patientId: text(r.patientId),
+      studyDate: studyDateText(text(r.studyDate) ?? undefined),
+      studyDescription: text(r.studyDescription),
+      seriesDescription: text(r.seriesDescription),
+      modality: text(r.modality),
+      images: Number(r.images) || 0,
+      rows: Number(r.rows) || 0,
+      columns: Number(r.columns) || 0,
+    }));
   }
 
   /** Walks the tree and brings the index up to date. */

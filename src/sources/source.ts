@@ -6,11 +6,16 @@
  */
 
 import type { SliceHeader } from '../dicom/sliceHeader.js';
+import type { SeriesSummary } from './summary.js';
 
 /** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
 export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
 
-/** One DICOM instance (Part 10 file or bare dataset) as bytes. */
+/**
+ * One DICOM instance (Part 10 file or bare dataset) as bytes. An instance whose bytes are
+ * remote (a PACS) rejects its reads with a CircusError BAD_GATEWAY or GATEWAY_TIMEOUT
+ * (`isSourceFailure`) when it cannot get them: the load fails with that error.
+ */
 export interface Instance {
   /** How the instance is named in messages (a path below the data directory, a name given in memory). */
   readonly name: string;
@@ -41,4 +46,9 @@ export interface SeriesInstances {
 export interface SeriesSource {
   /** The instances of a series, or null when the source does not know it. `seriesUid` is a valid UID. */
   find(seriesUid: string): Promise<SeriesInstances | null>;
+  /**
+   * A summary of every series the source can serve (GET /series), in any order; sources that
+   * cannot enumerate their series leave it out (a DICOMweb PACS lists through QIDO-RS).
+   */
+  listSeries?(): Promise<SeriesSummary[]>;
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { estimatedWindow, type VoxelArray, type Window } from '../../core/volume/volume.js';
+import { estimatedWindow, type Window } from '../../core/volume/volume.js';
 import { descriptorParam, type PartialVolumeDescriptor, type SeriesImages } from '../../services/seriesImages.js';
 import { clientGone } from '../render.js';
 import { enumParam, type Query } from '../params.js';
@@ -23,18 +23,6 @@ export function imageSpacing(images: SeriesImages, descriptor: PartialVolumeDesc
   return spacing > 0 ? spacing : 1;
 }
 
-/** The value range of one image's values. */
-function rangeOf(values: VoxelArray): { minValue: number; maxValue: number } {
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  return { minValue: min, maxValue: max };
-}
-
 /** GET /series/:sid/metadata[?estimateWindow=full|first|center|none][&start=S&end=E&delta=D] */
 export async function seriesMetadataRoute(app: FastifyInstance): Promise<void> {
   app.get('/series/:sid/metadata', { config: { access: 'series' } }, async (request, reply) => {
@@ -45,11 +33,12 @@ export async function seriesMetadataRoute(app: FastifyInstance): Promise<void> {
     const images = await openSeriesImages(app, request, descriptor);
     const load = images.load;
 
+    // Every estimate leaves padding out the same way; full covers the images the descriptor names.
     let estimated: Window | undefined;
-    if (estimate === 'full') estimated = estimatedWindow(await images.volume(gone));
+    if (estimate === 'full') estimated = estimatedWindow(await images.imagesRange(gone));
     else if (estimate !== 'none') {
       const k = estimate === 'first' ? 0 : Math.floor(images.count / 2);
-      estimated = estimatedWindow(rangeOf(await images.values(k, gone)));
+      estimated = estimatedWindow(await images.valueRange(k, gone));
     }
     const dicom = load.sliceWindows[images.slices[0]];
     const modality = load.attributes.modality;

@@ -7,10 +7,12 @@
  * the payload) and TRANSFER_ERROR messages.
  *
  * Policy:
- * - The socket is an upgrade of `${basePath}/ws/volume` on the HTTP server; any other path is
- *   refused with 404, a client address with wsMaxSocketsPerAddress sockets open already with 429,
- *   and, when authentication is on, an upgrade without `?token=` with 401. The token is checked
- *   against each BEGIN_TRANSFER's series (tokens are series-bound): TRANSFER_ERROR 401 otherwise.
+ * - The socket is a WebSocket upgrade (`Upgrade: websocket`) of `${basePath}/ws/volume` on the
+ *   HTTP server; a WebSocket upgrade of any other path is refused with 404, a client address with
+ *   wsMaxSocketsPerAddress sockets open already with 429, and, when authentication is on, an
+ *   upgrade without `?token=` with 401. The token is checked against each BEGIN_TRANSFER's series
+ *   (tokens are series-bound): TRANSFER_ERROR 401 otherwise. A request asking for another upgrade
+ *   (`Upgrade: h2c`) is handed back to the HTTP server, which answers it as an ordinary request.
  * - Transfers of one socket are served in turn, one image each; within a transfer the unsent
  *   image the ImageQueue puts first goes next. Only that image is asked of the load (its slice
  *   then loads first), so a priority set by the client steers the load too, and a transfer
@@ -19,8 +21,21 @@
  *   written out (its send callback came). While one is being written, at most one more image is
  *   kept ready (the next one, so that the socket never waits for the conversion); an image that
  *   becomes ready while that place is taken is dropped and made again when its turn comes (the
- *   slice stays decoded in the volume, so that is a copy, not a decode). A stalled reader so
- *   costs at most two images of memory, never the volume.
+ *   slice stays decoded in the volume, so that is a copy, not a decode). Other messages
+ *   (TRANSFER_ERROR, pongs) are answers to the client's: while more than MAX_UNSENT_BYTES of them
+ *   are unsent, the socket is not read, so the client's next messages wait in its own buffers. A
+ *   stalled reader so costs at most two images and MAX_UNSENT_BYTES (plus what one read brought)
+ *   of memory, never the volume.
+ * - A transfer's ImageQueue is made as soon as the header pass tells its image count (its
+ *   priorities apply from then, also while the format waits for the complete volume); SET_PRIORITY
+ *   messages before that are kept, at most MAX_PENDING_TARGETS indices a socket (1008 beyond).
+ * - A paused transfer lets its load go (it keeps only its queue: which images were sent, their
+ *   priorities); RESUME_TRANSFER opens the series again through the volume service (the cache,
+ *   or a new load), so a paused transfer never keeps a volume the cache has dropped. Should the
+ *   series have changed meanwhile (image count, size or format), the transfer ends with 422.
+ * - A transfer holds one of the socket's wsMaxTransfersPerSocket places from BEGIN_TRANSFER until
+ *   it has ended and its series is no longer being opened (an ABORT_TRANSFER during the header
+ *   pass frees its place only when the header pass is over).
  * - Images go out as soon as their slice is decoded (SeriesImages.image), in the order above.
  * - A transfer ends when its last image is written (it is then forgotten: the same transferId may
  *   begin again), when it is aborted, or with a TRANSFER_ERROR (which always ends it, except for
@@ -30,19 +45,22 @@
  *   the other sockets go on. Messages naming a transferId that is not in progress are ignored
  *   (a transfer may end while the client's message is on its way).
  * - A socket on which nothing happens for wsIdleTimeoutMs (no message from the client, no image
- *   written, no load waited for) is closed (1000); one whose client stopped reading is cut off.
- *   When the server closes, every socket is closed with 1001 first.
+ *   written, no load waited for) is closed (1000). One that has not finished writing a message
+ *   for wsIdleTimeoutMs (its client stopped reading) is cut off, whatever the client still sends:
+ *   its transfers and the images they hold end there. When the server closes, every socket is
+ *   closed with 1001 first.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { addressAllowed, addressList } from '../../config/addresses.js';
-import { CircusError } from '../../core/errors.js';
+import { CircusError, unprocessable } from '../../core/errors.js';
 import { isValidUid } from '../../core/uid.js';
+import type { PixelFormat } from '../../core/volume/volume.js';
 import { ImageQueue } from '../../services/imageQueue.js';
-import { descriptorOf, type PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
+import { descriptorOf, descriptorSlices, type PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
 import { WWW_AUTHENTICATE } from '../auth.js';
 
 /** The path of the socket below the base path. */
@@ -61,8 +79,21 @@ export const CloseCode = {
 const SEPARATOR = 0x0a;
 /** Longest transferId accepted. */
 const MAX_TRANSFER_ID = 256;
-/** SET_PRIORITY messages kept for a transfer whose series is still being opened. */
-const MAX_PENDING_PRIORITIES = 1024;
+/**
+ * Image indices of SET_PRIORITY messages a socket keeps for its transfers whose image count is
+ * not known yet (their header pass runs); the socket is closed (1008) beyond.
+ */
+const MAX_PENDING_TARGETS = 65536;
+/**
+ * Bytes of unsent messages (other than the image being written: TRANSFER_ERRORs, pongs) beyond
+ * which the socket is no longer read until they are written.
+ */
+const MAX_UNSENT_BYTES = 64 * 1024;
+/**
+ * Unsent bytes (other than the image being written) beyond which the socket is cut. Reading stops
+ * at MAX_UNSENT_BYTES, and what was read already (one chunk at most) cannot add this much: a guard.
+ */
+const CUT_UNSENT_BYTES = 1024 * 1024;
 /** How long a socket closed at shutdown has to answer the close before it is cut. */
 const SHUTDOWN_GRACE_MS = 1000;
 
@@ -79,19 +110,34 @@ export interface VolumeSocketStats {
   address: string;
   transfers: number;
   imagesSent: number;
-  /** Largest bufferedAmount seen right after an image was handed to the socket. */
+  /** Largest bufferedAmount seen after a message was handed to the socket or handled. */
   maxBufferedAmount: number;
   bufferedAmount: number;
   /** Messages handed to the socket whose writing has not finished. */
   writing: number;
   /** Whether an image is kept ready for the next turn. */
   holding: boolean;
+  /** Series being opened for the socket's transfers (those aborted or failed while opening included). */
+  opening: number;
+  /** Whether the socket is read (false while too much of what was sent to it is unsent). */
+  reading: boolean;
+  /** Messages received. */
+  messages: number;
+}
+
+/** What the sockets have done since the server started (for metrics). */
+export interface VolumeSocketTotals {
+  /** Sockets accepted. */
+  sockets: number;
+  /** Transfers begun (BEGIN_TRANSFER messages accepted). */
+  transfers: number;
+  imagesSent: number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The open /ws/volume sockets. */
-    volumeSockets: { count(): number; stats(): VolumeSocketStats[] };
+    /** The open /ws/volume sockets, and the totals since start. */
+    volumeSockets: { count(): number; stats(): VolumeSocketStats[]; totals(): VolumeSocketTotals };
   }
 }
 
@@ -193,50 +239,82 @@ class VolumeWebSocket extends WebSocket {
 
 /** One transfer of a socket. */
 class Transfer {
-  state: 'opening' | 'open' = 'opening';
   paused = false;
+  /**
+   * The images, while the transfer holds its series open: null until it is opened, and while it
+   * is paused (the load is let go then, and opened again on resume).
+   */
   images: SeriesImages | null = null;
+  /**
+   * Which image goes next and which were sent: made as soon as the header pass tells the image
+   * count, kept until the transfer ends (across pauses, so that no image is sent twice).
+   */
   queue: ImageQueue | null = null;
+  /** The image size and format the series was first opened with: a reopening must find the same. */
+  shape: { columns: number; rows: number; format: PixelFormat } | null = null;
+  /** Whether an open() of it is under way. */
+  opening = false;
   /** The image asked of the load, until it is ready. */
   request: { k: number; controller: AbortController; turn: boolean } | null = null;
   /** An image known to be ready whose bytes were dropped (the place for a ready image was taken). */
   ready = -1;
-  /** SET_PRIORITY messages received while the series was being opened, applied once it is. */
+  /** SET_PRIORITY messages received before the image count was known, applied once it is. */
   pending: { target: number[]; priority: number }[] = [];
+  /** The entries `pending` counts against MAX_PENDING_TARGETS. */
+  pendingTargets = 0;
 
   constructor(
     readonly id: string,
     /** Order of creation on the socket (for taking turns). */
     readonly seq: number,
+    readonly series: string,
+    readonly descriptor: PartialVolumeDescriptor | undefined,
   ) {}
 }
 
 /** The state of one open socket. */
 class VolumeConnection {
   private readonly transfers = new Map<string, Transfer>();
+  /** Transfers whose open() has not settled, ended ones included: they hold a place until it has. */
+  private readonly unsettled = new Set<Transfer>();
   private seq = 0;
   /** The seq of the transfer served last. */
   private lastServed = -1;
   /** Messages handed to ws whose send callback has not come. */
   private writing = 0;
+  /** Bytes of the image message handed to ws whose send callback has not come. */
+  private imageUnwritten = 0;
   /** The image made for a transfer whose turn it is (the socket is kept for it). */
   private producing = false;
   /** The one image kept ready while the socket is busy. */
   private held: { t: Transfer; k: number; bytes: Buffer } | null = null;
+  /** SET_PRIORITY entries kept for transfers whose image count is not known yet. */
+  private pendingTargets = 0;
+  /** Whether reading the socket is stopped (too much unsent). */
+  private readPaused = false;
   private closed = false;
   private lastActivity = Date.now();
+  /** When the socket last finished writing a message, or began writing after it had nothing to write. */
+  private lastWritten = Date.now();
   private idleTimer: NodeJS.Timeout | null = null;
   imagesSent = 0;
   maxBufferedAmount = 0;
+  messages = 0;
 
   constructor(
     private readonly app: FastifyInstance,
     readonly ws: WebSocket,
+    socket: Duplex,
     readonly address: string,
     private readonly token: string | undefined,
     private readonly limits: VolumeSocketLimits,
+    private readonly totals: VolumeSocketTotals,
   ) {
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    // ws answers a ping with a pong before this listener runs: it counts as unsent too.
+    ws.on('ping', () => this.flow());
+    // Written out (pongs have no callback of ours): reading may go on.
+    socket.on('drain', () => this.flow());
     this.armIdleTimer(limits.idleTimeoutMs);
   }
 
@@ -249,6 +327,9 @@ class VolumeConnection {
       bufferedAmount: this.ws.bufferedAmount,
       writing: this.writing,
       holding: this.held !== null,
+      opening: this.unsettled.size,
+      reading: !this.readPaused,
+      messages: this.messages,
     };
   }
 
@@ -258,6 +339,7 @@ class VolumeConnection {
     this.closed = true;
     for (const t of this.transfers.values()) this.cancel(t);
     this.transfers.clear();
+    this.pendingTargets = 0;
     this.held = null;
     if (this.idleTimer) clearTimeout(this.idleTimer);
   }
@@ -265,40 +347,73 @@ class VolumeConnection {
   /** Closes the socket with `code` and `reason`, dropping its transfers. */
   close(code: number, reason: string): void {
     this.dispose();
+    // The client's answer to the close frame is read (what else it sends is ignored now).
+    if (this.readPaused) this.ws.resume();
     this.ws.close(code, reasonOf(reason));
   }
 
+  /** Cuts the socket at once (nothing more can be written to it). */
+  private cut(): void {
+    this.dispose();
+    this.ws.terminate();
+  }
+
   private armIdleTimer(ms: number): void {
-    this.idleTimer = setTimeout(() => this.checkIdle(), ms);
+    this.idleTimer = setTimeout(() => this.checkIdle(), Math.max(1, ms));
     this.idleTimer.unref();
   }
 
   private checkIdle(): void {
     if (this.closed) return;
-    const idle = Date.now() - this.lastActivity;
+    const now = Date.now();
     const limit = this.limits.idleTimeoutMs;
-    const stalled = this.writing > 0;
-    if (idle >= limit && (stalled || !this.waitingForLoad())) {
-      if (stalled) {
-        // The close frame would queue behind what the client does not read.
-        this.dispose();
-        this.ws.terminate();
-      } else {
-        this.close(CloseCode.NORMAL, `idle for ${Math.round(limit / 1000)} s`);
-      }
+    // A client that has not taken a message for that long is cut off, whatever it sends: the close
+    // frame would queue behind what it does not read.
+    const stalled = this.writing > 0 ? now - this.lastWritten : 0;
+    if (stalled >= limit) {
+      this.cut();
       return;
     }
-    this.armIdleTimer(idle >= limit ? limit : limit - idle);
+    const idle = now - this.lastActivity;
+    if (idle >= limit && this.writing === 0 && !this.waitingForLoad()) {
+      this.close(CloseCode.NORMAL, `idle for ${Math.round(limit / 1000)} s`);
+      return;
+    }
+    this.armIdleTimer(Math.min(idle >= limit ? limit : limit - idle, this.writing > 0 ? limit - stalled : limit));
   }
 
   /** Whether a transfer waits for the load (so the socket is quiet, not idle). */
   private waitingForLoad(): boolean {
-    for (const t of this.transfers.values()) if (t.state === 'opening' || (!t.paused && t.request !== null)) return true;
+    for (const t of this.transfers.values()) if (t.opening || (!t.paused && t.request !== null)) return true;
     return false;
+  }
+
+  /**
+   * Reads the socket only while what was handed to it, apart from the image being written, is
+   * small: a client that sends and does not read cannot make the server keep more than that
+   * (a TRANSFER_ERROR or a pong for each of its messages).
+   */
+  private flow(): void {
+    if (this.closed) return;
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.maxBufferedAmount) this.maxBufferedAmount = buffered;
+    const unsent = buffered - this.imageUnwritten;
+    if (unsent > CUT_UNSENT_BYTES) {
+      this.cut();
+    } else if (unsent > MAX_UNSENT_BYTES) {
+      if (!this.readPaused) {
+        this.readPaused = true;
+        this.ws.pause();
+      }
+    } else if (this.readPaused) {
+      this.readPaused = false;
+      this.ws.resume();
+    }
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.closed) return;
+    this.messages++;
     this.lastActivity = Date.now();
     if (!isBinary) {
       this.close(CloseCode.UNSUPPORTED_DATA, 'text frames are not accepted: send binary frames (JSON, 0x0A, payload)');
@@ -314,7 +429,9 @@ class VolumeConnection {
       }
       this.app.log.error({ err }, 'ws/volume: a message failed');
       this.close(1011, 'internal error');
+      return;
     }
+    this.flow();
   }
 
   private handle(m: ClientMessage): void {
@@ -329,30 +446,49 @@ class VolumeConnection {
           throw new MalformedMessage(CloseCode.POLICY_VIOLATION, 'SET_PRIORITY: priority must be a finite number');
         }
         if (!t) return;
-        if (t.state === 'opening') {
-          // Kept until the series is open; a client that floats more loses its oldest.
-          if (t.pending.length >= MAX_PENDING_PRIORITIES) t.pending.shift();
-          t.pending.push({ target, priority: m.priority });
-        } else t.queue!.setPriority(target, m.priority);
+        if (t.queue) t.queue.setPriority(target, m.priority);
+        else this.keep(t, target, m.priority);
         break;
       }
       case 'PAUSE_TRANSFER':
         if (!t) return;
         t.paused = true;
         this.cancel(t);
+        // The load is let go (the cache may drop it meanwhile): RESUME opens the series again.
+        t.images = null;
         break;
       case 'RESUME_TRANSFER':
         if (!t) return;
         t.paused = false;
+        if (t.images === null && !t.opening) void this.open(t);
         break;
       case 'ABORT_TRANSFER':
       case 'STOP_TRANSFER':
         if (!t) return;
-        this.cancel(t);
-        this.transfers.delete(t.id);
+        this.end(t);
         break;
     }
     this.pump();
+  }
+
+  /** Keeps a SET_PRIORITY for `t` until its image count is known; 1008 beyond MAX_PENDING_TARGETS entries on the socket. */
+  private keep(t: Transfer, target: number[], priority: number): void {
+    const entries = Math.max(1, target.length);
+    if (this.pendingTargets + entries > MAX_PENDING_TARGETS) {
+      throw new MalformedMessage(
+        CloseCode.POLICY_VIOLATION,
+        `SET_PRIORITY: more than ${MAX_PENDING_TARGETS} image indices for transfers whose series is being opened`,
+      );
+    }
+    t.pending.push({ target, priority });
+    t.pendingTargets += entries;
+    this.pendingTargets += entries;
+  }
+
+  private dropPending(t: Transfer): void {
+    this.pendingTargets -= t.pendingTargets;
+    t.pendingTargets = 0;
+    t.pending = [];
   }
 
   private begin(m: ClientMessage): void {
@@ -372,16 +508,24 @@ class VolumeConnection {
       this.failed(id, err);
       return;
     }
-    const t = new Transfer(id, this.seq++);
+    const t = new Transfer(id, this.seq++, series, descriptor);
     this.transfers.set(id, t);
-    this.open(t, series, descriptor);
+    this.totals.transfers++;
+    void this.open(t);
+  }
+
+  /** Transfers that hold a place: those in progress, and those ended whose series is still being opened. */
+  private places(): number {
+    let n = this.transfers.size;
+    for (const t of this.unsettled) if (this.transfers.get(t.id) !== t) n++;
+    return n;
   }
 
   /** Why a BEGIN_TRANSFER cannot begin before its series is looked at; null when it can. */
   private refusal(id: string, series: string): { status: number; message: string } | null {
     if (this.transfers.has(id)) return { status: 400, message: `transfer ${id.slice(0, 64)} is already in progress on this socket` };
     const max = this.limits.maxTransfersPerSocket;
-    if (this.transfers.size >= max) return { status: 429, message: `too many transfers on this socket (at most ${max} at once)` };
+    if (this.places() >= max) return { status: 429, message: `too many transfers on this socket (at most ${max} at once)` };
     if (!isValidUid(series)) return { status: 400, message: 'seriesUid must be a DICOM UID (digits and dots, at most 64 characters)' };
     return null;
   }
@@ -395,21 +539,38 @@ class VolumeConnection {
     tokens.verify(this.token, series);
   }
 
-  private async open(t: Transfer, series: string, descriptor: PartialVolumeDescriptor | undefined): Promise<void> {
+  /**
+   * Opens `t`'s series (at BEGIN_TRANSFER, and again on RESUME_TRANSFER): its queue as soon as the
+   * header pass tells the image count, its images once their format is known. A transfer paused
+   * meanwhile lets the images go.
+   */
+  private async open(t: Transfer): Promise<void> {
+    t.opening = true;
+    this.unsettled.add(t);
     try {
-      const load = await this.app.deps.volumes.open(series, { allowStack: true });
+      const load = await this.app.deps.volumes.open(t.series, { allowStack: true });
       if (!this.current(t)) return;
-      const images = await SeriesImages.of(load, descriptor);
+      if (!t.queue) {
+        // Priorities apply from now on, also while the format waits for the complete volume.
+        t.queue = new ImageQueue(descriptorSlices(t.descriptor, load.dims[2]).length);
+        for (const p of t.pending) t.queue.setPriority(p.target, p.priority);
+        this.dropPending(t);
+      }
+      const images = await SeriesImages.of(load, t.descriptor);
       if (!this.current(t)) return;
-      t.images = images;
-      t.queue = new ImageQueue(images.count);
-      for (const p of t.pending) t.queue.setPriority(p.target, p.priority);
-      t.pending = [];
-      t.state = 'open';
-      this.pump();
+      const was = t.shape;
+      if (images.count !== t.queue.count || (was && (was.columns !== images.columns || was.rows !== images.rows || was.format !== images.format))) {
+        throw unprocessable(`series ${t.series} changed while the transfer was paused`);
+      }
+      t.shape = { columns: images.columns, rows: images.rows, format: images.format };
+      if (!t.paused) t.images = images;
     } catch (err) {
       if (this.current(t)) this.fail(t, err);
+    } finally {
+      t.opening = false;
+      this.unsettled.delete(t);
     }
+    this.pump();
   }
 
   /** Whether `t` is still a transfer of this open socket. */
@@ -429,10 +590,16 @@ class VolumeConnection {
     if (this.held?.t === t) this.held = null;
   }
 
+  /** Ends `t` (an open() under way goes on, holding its place until it settles). */
+  private end(t: Transfer): void {
+    this.cancel(t);
+    this.dropPending(t);
+    this.transfers.delete(t.id);
+  }
+
   /** Ends `t` with a TRANSFER_ERROR for `err`. */
   private fail(t: Transfer, err: unknown): void {
-    this.cancel(t);
-    this.transfers.delete(t.id);
+    this.end(t);
     this.failed(t.id, err);
   }
 
@@ -451,27 +618,36 @@ class VolumeConnection {
   }
 
   private sendError(transferId: string, status: number, message: string): void {
-    this.write(Buffer.from(`${JSON.stringify({ messageType: 'TRANSFER_ERROR', transferId, status, message })}\n`));
+    this.write(false, Buffer.from(`${JSON.stringify({ messageType: 'TRANSFER_ERROR', transferId, status, message })}\n`));
   }
 
-  /** Hands one message (or the fragments of one) to the socket; the next image waits for its callback. */
-  private write(...fragments: Buffer[]): void {
+  /**
+   * Hands one message (or the fragments of one) to the socket; the next image waits for its
+   * callback. `image`: it is an image (which flow control leaves out).
+   */
+  private write(image: boolean, ...fragments: Buffer[]): void {
     if (this.closed) return;
+    if (this.writing === 0) this.lastWritten = Date.now();
     this.writing++;
+    const bytes = image ? fragments.reduce((n, f) => n + f.length, 0) : 0;
+    this.imageUnwritten += bytes;
     fragments.forEach((fragment, i) => {
       const last = i === fragments.length - 1;
-      this.ws.send(fragment, { binary: true, fin: last }, last ? (err) => this.written(err) : undefined);
+      this.ws.send(fragment, { binary: true, fin: last }, last ? (err) => this.written(err, bytes) : undefined);
     });
+    this.flow();
   }
 
-  private written(err: Error | undefined): void {
+  private written(err: Error | undefined, imageBytes: number): void {
     this.writing--;
+    this.imageUnwritten -= imageBytes;
     if (err) {
       // The socket is closing or broken: its 'close' event disposes of it.
       this.dispose();
       return;
     }
-    this.lastActivity = Date.now();
+    this.lastActivity = this.lastWritten = Date.now();
+    this.flow();
     this.pump();
   }
 
@@ -480,12 +656,12 @@ class VolumeConnection {
     const queue = t.queue!;
     queue.take(k);
     this.lastServed = t.seq;
-    if (queue.remaining === 0) this.transfers.delete(t.id);
+    if (queue.remaining === 0) this.end(t);
     const header = Buffer.from(`${JSON.stringify({ messageType: 'TRANSFER_IMAGE', transferId: t.id, imageIndex: k })}\n`);
     // Two fragments of one message: the image is sent as it is, never copied behind the header.
-    this.write(header, bytes);
+    this.write(true, header, bytes);
     this.imagesSent++;
-    this.maxBufferedAmount = Math.max(this.maxBufferedAmount, this.ws.bufferedAmount);
+    this.totals.imagesSent++;
   }
 
   /** Does what can be done now: asks for each transfer's next image, and sends one when the socket is free. */
@@ -513,7 +689,7 @@ class VolumeConnection {
     let first: Transfer | null = null;
     let after: Transfer | null = null;
     for (const t of this.transfers.values()) {
-      if (t.state !== 'open' || t.paused || !(this.held?.t === t || t.ready >= 0)) continue;
+      if (t.images === null || t.paused || !(this.held?.t === t || t.ready >= 0)) continue;
       if (first === null || t.seq < first.seq) first = t;
       if (t.seq > this.lastServed && (after === null || t.seq < after.seq)) after = t;
     }
@@ -522,7 +698,7 @@ class VolumeConnection {
 
   /** Makes sure `t`'s next image is asked for (or kept ready), and nothing else of it. */
   private ask(t: Transfer): void {
-    if (t.state !== 'open' || t.paused) return;
+    if (t.images === null || t.paused) return;
     const top = t.queue!.peek();
     if (top < 0) return;
     const held = this.held?.t === t ? this.held.k : -1;
@@ -579,6 +755,61 @@ function clientAddress(req: IncomingMessage, trusted: ReturnType<typeof addressL
   return hops[0] ?? peer;
 }
 
+/**
+ * Gives a request the HTTP server handed to the 'upgrade' listener, but that asks for no
+ * WebSocket, back to the server as the ordinary request it also is. Its head is written again
+ * without the upgrade (Upgrade, and the token in Connection), in front of the bytes read after it
+ * (`head`, and what the socket still holds), and the socket is given to the server as a new
+ * connection (the way Node documents to inject one): the server parses it from there as any
+ * other, keep-alive, pipelined requests and bodies included. Header bytes are kept as they came
+ * (Node reads them as latin1). A response to an earlier request of the connection (pipelined)
+ * that is still being made is left to finish first: the new connection's responses would
+ * otherwise queue behind it and never be sent. (The server is plain HTTP: this server runs no TLS.)
+ */
+function handBack(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // The response the socket is writing (Node's field; when it is absent, nothing waits).
+  const writing = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (writing && !socket.destroyed) {
+    // Meanwhile the socket has no HTTP connection to handle its errors.
+    const broken = (): void => {
+      socket.destroy();
+    };
+    socket.on('error', broken);
+    writing.once('finish', () => {
+      socket.off('error', broken);
+      try {
+        handBack(server, req, socket, head);
+      } catch {
+        socket.destroy();
+      }
+    });
+    writing.once('close', () => {
+      if (!writing.writableFinished) socket.destroy();
+    });
+    return;
+  }
+  if (socket.destroyed) return;
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    let value = raw[i + 1];
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade') continue;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'upgrade')
+        .join(', ');
+      if (value === '') continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
+  server.emit('connection', socket);
+}
+
 /** Serves /ws/volume on the app's HTTP server: upgrades, the sockets' limits, and their closing with the app. */
 export function registerVolumeSocket(app: FastifyInstance): void {
   const config = app.deps.config;
@@ -599,15 +830,23 @@ export function registerVolumeSocket(app: FastifyInstance): void {
   });
   const connections = new Set<VolumeConnection>();
   const perAddress = new Map<string, number>();
+  const totals: VolumeSocketTotals = { sockets: 0, transfers: 0, imagesSent: 0 };
+  // The instance name, on the upgrade's answer (101) and on its refusals, as on every HTTP response.
+  const instance: Record<string, string> = config.instanceName ? { 'X-Circus-Instance': config.instanceName } : {};
+  if (config.instanceName) wss.on('headers', (headers) => headers.push(`X-Circus-Instance: ${config.instanceName}`));
 
   app.decorate('volumeSockets', {
     count: () => connections.size,
     stats: () => [...connections].map((c) => c.stats()),
+    totals: () => ({ ...totals }),
   });
 
+  // Node gives this listener every request that carries Upgrade (Upgrade: h2c from curl --http2
+  // too): only WebSocket upgrades are this route's, the others go back to the HTTP server.
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
-      upgrade(req, socket, head);
+      if (req.headers.upgrade?.trim().toLowerCase() === 'websocket') upgrade(req, socket, head);
+      else handBack(app.server, req, socket, head);
     } catch (err) {
       // A listener of the HTTP server must not throw: that would end the process.
       app.log.error({ err }, 'ws/volume: an upgrade failed');
@@ -648,13 +887,14 @@ export function registerVolumeSocket(app: FastifyInstance): void {
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const admitted = admit(req);
     if ('status' in admitted) {
-      refuse(socket, admitted.status, admitted.message, admitted.headers);
+      refuse(socket, admitted.status, admitted.message, { ...admitted.headers, ...instance });
       return;
     }
     const { token, address } = admitted;
     wss.handleUpgrade(req, socket, head, (ws) => {
       perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
-      const connection = new VolumeConnection(app, ws, address, token, limits);
+      totals.sockets++;
+      const connection = new VolumeConnection(app, ws, socket, address, token, limits, totals);
       connections.add(connection);
       // Protocol errors (a bad frame, a message over maxPayload) close the socket with their code.
       ws.on('error', (err) => app.log.debug({ err }, 'ws/volume: socket error'));
