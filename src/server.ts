@@ -35,6 +35,8 @@ export interface Server {
   cache: CacheRegions;
   /** Brings the header index up to date in the background; lookups that miss wait for it. */
   startIndexing(): Promise<IndexSummary> | null;
+  /** Settles once the workers started by `warmWorkers` are up (at once without it); never rejects. */
+  warmed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,10 +97,12 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     ? null
     : new RenderPool(config.renderWorkers > 0 ? config.renderWorkers : availableParallelism(), config.workerTaskTimeoutMs);
   const renderer: Renderer = options.renderer ?? renderPool!;
-  if (options.warmWorkers) {
-    pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`));
-    renderPool?.warm().catch((err: Error) => app.log.warn(`rendering workers did not start: ${err.message}`));
-  }
+  const warmed: Promise<void> = options.warmWorkers
+    ? Promise.all([
+        pool.warm().catch((err: Error) => app.log.warn(`decoding workers did not start: ${err.message}`)),
+        renderPool?.warm().catch((err: Error) => app.log.warn(`rendering workers did not start: ${err.message}`)),
+      ]).then(() => {})
+    : Promise.resolve();
   const volumes = new VolumeService(source, cache.volumes, {
     pool,
     maxVoxels: config.maxVoxels,
@@ -155,6 +159,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
       directory.indexingStarted(update);
       return update;
     },
+    warmed,
     async close() {
       app.closing = true;
       await app.close();

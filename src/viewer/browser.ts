@@ -58,9 +58,17 @@ export class SeriesBrowser {
   private shown = 0;
   private query = '';
 
+  /**
+   * `openSeries` opens a series in this page (its modules loaded, its connection open) rather
+   * than through a new document; a link followed with a modifier key or another button still
+   * opens the usual way (a new tab, say).
+   */
   constructor(
     parent: HTMLElement,
     private readonly api: Api,
+    private readonly openSeries: (search: string) => void = (search) => {
+      location.href = search;
+    },
   ) {
     document.title = 'Series – circus-rs';
     this.root = document.createElement('div');
@@ -100,7 +108,13 @@ export class SeriesBrowser {
     this.body = table.createTBody();
     this.body.addEventListener('click', (e) => {
       const row = (e.target as HTMLElement).closest('tr');
-      if (row?.dataset.series && !(e.target as HTMLElement).closest('a')) location.href = `?series=${encodeURIComponent(row.dataset.series)}`;
+      if (!row?.dataset.series) return;
+      const onLink = (e.target as HTMLElement).closest('a') !== null;
+      if (onLink && (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey)) return;
+      e.preventDefault();
+      this.controller?.abort();
+      clearTimeout(this.timer);
+      this.openSeries(`?series=${encodeURIComponent(row.dataset.series)}`);
     });
 
     this.more = document.createElement('button');

@@ -8,14 +8,28 @@ import { SeriesBrowser } from './browser.js';
 import { parseState } from './state.js';
 import { Viewer } from './viewer.js';
 
-const root = document.getElementById('app');
-if (root) {
+/**
+ * Shows what the URL names. `openedAt` is when the user asked for it (0: the page's own load),
+ * so the viewer's first-images time counts from there.
+ */
+function show(root: HTMLElement, openedAt: number): void {
+  root.replaceChildren();
   const state = parseState(location.search);
   if (state.series) {
-    const viewer = new Viewer(root, new Api(location.href, state.token), state);
+    const viewer = new Viewer(root, new Api(location.href, state.token), state, openedAt);
     Object.defineProperty(window, 'circusViewer', { get: () => viewer.stats(), configurable: true });
     void viewer.open();
   } else {
-    new SeriesBrowser(root, new Api(location.href, null)).open();
+    // A series chosen in the list opens in this page; the way back (history) loads the list anew.
+    new SeriesBrowser(root, new Api(location.href, null), (search) => {
+      history.pushState(null, '', search);
+      show(root, performance.now());
+    }).open();
   }
+}
+
+const root = document.getElementById('app');
+if (root) {
+  show(root, 0);
+  window.addEventListener('popstate', () => location.reload());
 }

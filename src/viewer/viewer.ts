@@ -113,6 +113,8 @@ export class Viewer {
   private readonly obliqueMade = new Map<string, { c: Vec3; angle: number }>();
   /** performance.now() when all four panes first had an image. */
   allShownAt: number | null = null;
+  /** performance.now() when the series was asked for (0 when by the page's own load). */
+  readonly openedAt: number;
 
   private readonly root: HTMLElement;
   private readonly titleText: HTMLElement;
@@ -125,8 +127,10 @@ export class Viewer {
     parent: HTMLElement,
     private readonly api: Api,
     state: ViewState,
+    openedAt = 0,
   ) {
     if (!state.series) throw new Error('no series');
+    this.openedAt = openedAt;
     this.series = state.series;
     this.token = state.token;
     this.cursor = state.cursor;
@@ -179,6 +183,7 @@ export class Viewer {
     for (const name of PANES) panes[name] = { ...this.panes[name].stats };
     return {
       allShownAt: this.allShownAt,
+      openedAt: this.openedAt,
       panes,
       store: { ...this.store.stats, cacheEntries: this.store.cacheEntries },
       prefetched: this.prefetcher.prefetched,
