@@ -21,7 +21,7 @@ import { MemorySource } from '../src/sources/memorySource.js';
 import type { SeriesInstances, SeriesSource } from '../src/sources/source.js';
 import { HeldSeries } from './fixtures/held.js';
 import { rleFrame } from './fixtures/rle.js';
-import { type SeriesSpec, shuffled, TempDir, writeSeries } from './fixtures/series.js';
+import { type SeriesSpec, shuffled, TempDir, writeMultiFrame, writeSeries } from './fixtures/series.js';
 
 const NX = 4;
 const NY = 3;
@@ -196,6 +196,30 @@ describe('the loader with allowStack', () => {
     expect(v.voxelSize).toEqual([0.5, 0.7, 1]);
     expect(v.geometry.origin).toEqual([0, 0, 7]);
     expectImages(v.data, [4, 2, 0, 3, 1]);
+  });
+
+  it('orders the frames of a multi-frame instance and single-frame instances on one InstanceNumber scale', async () => {
+    // A two-frame instance (InstanceNumber 1) and single-frame instances 3 and 2, all at one position.
+    const uid = '1.2.3.9';
+    const dir = join(tmp.path, 'mixed');
+    const singles = writeSeries(dir, { uid, columns: NX, rows: NY, value, slices: 2, position: () => [0, 0, 7], instanceNumber: (k) => [3, 2][k] });
+    const multi = join(dir, 'multi.dcm');
+    writeMultiFrame(multi, {
+      uid,
+      columns: NX,
+      rows: NY,
+      frames: 2,
+      signed: true,
+      pixelSpacing: [0.5, 0.7],
+      layout: 'classic',
+      position: () => [0, 0, 7],
+      value: (x, y, f) => value(x, y, 10 + f),
+    });
+    const v = await loadVolume(fileInstances([...singles, multi]), { maxVoxels: 1e8, allowStack: true });
+    expect(v.stack).toBe(true);
+    expect(v.dims).toEqual([NX, NY, 4]);
+    // z: frame 1 and 2 of instance 1, then instance 2 (written second), then instance 3.
+    expectImages(v.data, [10, 11, 1, 0]);
   });
 
   it('opens images without ImagePositionPatient and with ImageOrientationPatient on some only as a stack', async () => {

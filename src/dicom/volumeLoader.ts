@@ -91,18 +91,26 @@ interface Slice {
   header: SliceHeader;
   /** Frame index in the instance (0 for single-frame instances). */
   frame: number;
-  /** Where a stack puts it: its InstanceNumber (with the frame number), undefined when the instance has none. */
+  /**
+   * Its place in InstanceNumber order, frames within their instance: InstanceNumber x 10^6 plus
+   * the frame number (1 for a single-frame instance), so single- and multi-frame instances of one
+   * series compare on one scale; undefined for a single-frame instance without InstanceNumber.
+   */
   stackNumber: number | undefined;
 }
 
+const orderNumber = (instanceNumber: number | undefined, frameNumber: number): number | undefined =>
+  instanceNumber === undefined ? undefined : instanceNumber * 1e6 + frameNumber;
+
 /** The slices of one instance: one, or one per frame with the frame's own geometry. */
 function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
-  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0, stackNumber: h.instanceNumber }];
+  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0, stackNumber: orderNumber(h.instanceNumber, 1) }];
   return h.frames.map((f, i) => ({
     instance,
     label: `${instance.name} frame ${i + 1}`,
     frame: i,
-    stackNumber: h.instanceNumber === undefined ? undefined : h.instanceNumber * 1e6 + f.frameNumber,
+    // Frames of an instance without InstanceNumber still order by frame number.
+    stackNumber: orderNumber(h.instanceNumber ?? 0, f.frameNumber),
     header: {
       ...h,
       imagePositionPatient: f.imagePositionPatient ?? h.imagePositionPatient,
@@ -114,8 +122,6 @@ function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
       rescaleIntercept: f.rescaleIntercept ?? h.rescaleIntercept,
       windowCenter: f.windowCenter ?? h.windowCenter,
       windowWidth: f.windowWidth ?? h.windowWidth,
-      // Frames order like instances: by file InstanceNumber, then frame number.
-      instanceNumber: (h.instanceNumber ?? 0) * 1e6 + f.frameNumber,
     },
   }));
 }
@@ -318,7 +324,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
     pixelSpacing: s.header.pixelSpacing,
     imagePositionPatient: s.header.imagePositionPatient,
     imageOrientationPatient: s.header.imageOrientationPatient,
-    instanceNumber: s.header.instanceNumber,
+    instanceNumber: s.stackNumber,
     sliceThickness: s.header.sliceThickness,
     spacingBetweenSlices: s.header.spacingBetweenSlices,
   }));
@@ -329,7 +335,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
   } catch (err) {
     if (!options.allowStack || !(err instanceof SliceGeometryError)) throw err;
     log(`opened as a stack of images: ${err.message}`);
-    ordering = stackSlices(geometry.map((g, i) => ({ ...g, instanceNumber: slices[i].stackNumber })));
+    ordering = stackSlices(geometry);
     stack = true;
   }
   const ordered = ordering.order.map((i) => slices[i]);
