@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
-import { rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readHeader } from '../src/dicom/fileReader.js';
 import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { DataDirectorySource } from '../src/sources/dataDirectory.js';
-import { FileInstance } from '../src/sources/fileInstance.js';
+import { FileInstance, stampOf } from '../src/sources/fileInstance.js';
 import { SeriesIndex } from '../src/sources/seriesIndex.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
 
@@ -111,8 +111,8 @@ describe('SeriesIndex', () => {
     const reopened = new Database(dbPath, { readonly: true });
     try {
       const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
-      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'series_uid', 'note', 'header']);
-      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '4' });
+      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'ctime_ms', 'ino', 'series_uid', 'note', 'header']);
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '5' });
     } finally {
       reopened.close();
     }
@@ -136,31 +136,44 @@ describe('SeriesIndex', () => {
       expect([...known.keys()].sort()).toEqual([...files].sort());
       for (const f of files) {
         const st = statSync(f);
-        expect(known.get(f)).toEqual({ size: st.size, mtimeMs: st.mtimeMs, header: await readHeader(new FileInstance(f)) });
+        expect(known.get(f)).toEqual({
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          ctimeMs: st.ctimeMs,
+          ino: st.ino,
+          header: await readHeader(new FileInstance(f)),
+        });
       }
       expect(index.headersOf('9.9.9').size).toBe(0);
 
-      // The middle file rewritten with another window but the same size and mtime: the index's
-      // header is still taken (it is what proves the file was not read for its header).
-      const st = statSync(files[1]);
-      writeSeries(join(tmp.path, 'tree', 'a'), {
-        uid: '1.2.70',
-        slices: 3,
-        windowCenter: 50,
-        windowWidth: 500,
-        fileName: (k) => (k === 1 ? 'F1' : `unused${k}`),
-      });
-      rmSync(join(tmp.path, 'tree', 'a', 'unused0'));
-      rmSync(join(tmp.path, 'tree', 'a', 'unused2'));
-      expect(statSync(files[1]).size).toBe(st.size);
-      utimesSync(files[1], T, T);
+      // A load takes the header it is given while the file's stamp is the one given: a header
+      // with another window, given with the file's own stamp, is what the load sees.
+      const header = await readHeader(new FileInstance(files[1]));
+      const given = (f: string, windowCenter: number) =>
+        new FileInstance(f, basename(f), { ...stampOf(statSync(f)), header: { ...header, windowCenter } });
+      const withGiven = [new FileInstance(files[0]), given(files[1], 77), new FileInstance(files[2])];
+      expect((await loadVolume(withGiven, { maxVoxels: 1e6 })).sliceWindows.map((w) => w?.level)).toEqual([40, 77, 40]);
+
       const source = new DataDirectorySource(tmp.path, index);
       const load = async () => loadVolume((await source.find('1.2.70'))!.instances, { maxVoxels: 1e6 });
       expect((await load()).sliceWindows.map((w) => w?.level)).toEqual([40, 40, 40]);
+      const indexed = async () => Promise.all((await source.find('1.2.70'))!.instances.map((i) => (i as FileInstance).knownHeader()));
+      expect((await indexed()).every((h) => h !== undefined)).toBe(true);
 
-      // Once its mtime differs, the file is read again.
-      utimesSync(files[1], T + 5, T + 5);
+      // The middle file replaced by one with another window, of the same size, its mtime put back
+      // (as `cp -p` or `rsync -a` do): its ctime and inode tell, and the file is read again.
+      const st = statSync(files[1]);
+      const other = writeSeries(join(tmp.path, 'other'), { uid: '1.2.70', slices: 3, windowCenter: 50, windowWidth: 500 });
+      renameSync(other[1], files[1]);
+      utimesSync(files[1], T, T);
+      expect(statSync(files[1]).size).toBe(st.size);
+      expect(statSync(files[1]).mtimeMs).toBe(st.mtimeMs);
+      expect((await indexed()).map((h) => h !== undefined)).toEqual([true, false, true]);
       expect((await load()).sliceWindows.map((w) => w?.level)).toEqual([40, 50, 40]);
+
+      // The next update reads that file again (and only that one), and its header is indexed.
+      expect(await index.update()).toMatchObject({ changed: 1, unchanged: 2 });
+      expect(index.headersOf('1.2.70').get(files[1])?.header.windowCenter).toBe(50);
     } finally {
       index.close();
     }

@@ -11,10 +11,26 @@ import { promisify } from 'node:util';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
 import type { Instance, WorkerInput } from './source.js';
 
-/** A header read before (by the index), with the size and mtime of the file it was read from. */
-export interface KnownHeader {
+/**
+ * What tells one state of a file from another without reading it: size, mtime, ctime and inode.
+ * Size and mtime alone miss a file replaced by one of the same size with its mtime kept (`cp -p`,
+ * `rsync -a`, an archive unpacked); ctime cannot be set by the writer and changes with every
+ * write, rename or replacement, and a replaced file has a new inode.
+ */
+export interface FileStamp {
   readonly size: number;
   readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
+}
+
+export const stampOf = (st: FileStamp): FileStamp => ({ size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino });
+
+export const sameStamp = (a: FileStamp, b: FileStamp): boolean =>
+  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+
+/** A header read before (by the index), with the stamp of the file it was read from. */
+export interface KnownHeader extends FileStamp {
   readonly header: SliceHeader;
 }
 
@@ -31,12 +47,12 @@ export class FileInstance implements Instance {
     private readonly known?: KnownHeader,
   ) {}
 
-  /** The header read before, while the file's size and mtime are those it was read at. */
+  /** The header read before, while the file's stamp is the one it was read at. */
   async knownHeader(): Promise<SliceHeader | undefined> {
     if (!this.known) return undefined;
     try {
       const st = await statP(this.path);
-      return st.size === this.known.size && st.mtimeMs === this.known.mtimeMs ? this.known.header : undefined;
+      return sameStamp(st, this.known) ? this.known.header : undefined;
     } catch {
       return undefined;
     }

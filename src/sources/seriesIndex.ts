@@ -2,10 +2,11 @@
  * An index of every DICOM file under a data directory, for folder trees that do not name
  * their series (CD exports, PACS dumps): path -> SeriesInstanceUID, read from headers only.
  * Each file's slice header is kept too, so that a series' header pass can take it from here
- * instead of reading every file again (while the file's size and mtime are unchanged).
+ * instead of reading every file again (while the file's stamp is unchanged: size, mtime, ctime
+ * and inode, see FileStamp).
  *
- * Stored in SQLite (better-sqlite3). Updates are incremental: a file whose size and mtime are
- * unchanged is not read again, new and changed files are read (first kilobytes only), removed
+ * Stored in SQLite (better-sqlite3). Updates are incremental: a file whose stamp is unchanged
+ * is not read again, new and changed files are read (first kilobytes only), removed
  * files are dropped. Files that are not DICOM are remembered too (with the reason), so they are
  * not read again either. Memory stays small whatever the tree holds: one row per file in flight.
  */
@@ -17,7 +18,7 @@ import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
 import { mapLimit } from '../dicom/volumeLoader.js';
 import { studyDateText, type SeriesSummary } from './summary.js';
-import { FileInstance, type KnownHeader } from './fileInstance.js';
+import { FileInstance, type FileStamp, type KnownHeader, sameStamp, stampOf } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 
 export interface IndexProgress {
@@ -40,8 +41,20 @@ export interface IndexSummary {
 /**
  * Version of the tables' shape; the files table of another version is dropped and rebuilt.
  * 4: headers carry the patient and study attributes that GET /series lists.
+ * 5: files are known by ctime and inode too, not only size and mtime.
+ * The version is raised whenever SliceHeader changes shape, so no header of an older shape is read.
  */
-const SCHEMA_VERSION = '4';
+const SCHEMA_VERSION = '5';
+
+interface StampRow {
+  size: number;
+  mtime_ms: number;
+  ctime_ms: number;
+  ino: number;
+}
+
+const stampOfRow = (r: StampRow): FileStamp => ({ size: r.size, mtimeMs: r.mtime_ms, ctimeMs: r.ctime_ms, ino: r.ino });
+const stampColumns = (s: FileStamp): [number, number, number, number] => [s.size, s.mtimeMs, s.ctimeMs, s.ino];
 
 export class SeriesIndex {
   private readonly db: Database.Database;
@@ -72,6 +85,8 @@ export class SeriesIndex {
         path TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
         mtime_ms REAL NOT NULL,
+        ctime_ms REAL NOT NULL,
+        ino REAL NOT NULL,
         series_uid TEXT,
         note TEXT,
         header TEXT
@@ -91,20 +106,17 @@ export class SeriesIndex {
   }
 
   /**
-   * The slice headers the index holds for the files of a series, by absolute path, with the size
-   * and mtime each was read at (a header is valid only while they are unchanged).
+   * The slice headers the index holds for the files of a series, by absolute path, with the stamp
+   * of the file each was read from (a header is valid only while it is unchanged).
    */
   headersOf(seriesUid: string): Map<string, KnownHeader> {
-    const rows = this.db.prepare('SELECT path, size, mtime_ms, header FROM files WHERE series_uid = ? AND header IS NOT NULL').all(seriesUid) as {
-      path: string;
-      size: number;
-      mtime_ms: number;
-      header: string;
-    }[];
+    const rows = this.db
+      .prepare('SELECT path, size, mtime_ms, ctime_ms, ino, header FROM files WHERE series_uid = ? AND header IS NOT NULL')
+      .all(seriesUid) as (StampRow & { path: string; header: string })[];
     const known = new Map<string, KnownHeader>();
     for (const r of rows) {
       try {
-        known.set(join(this.root, r.path), { size: r.size, mtimeMs: r.mtime_ms, header: JSON.parse(r.header) as SliceHeader });
+        known.set(join(this.root, r.path), { ...stampOfRow(r), header: JSON.parse(r.header) as SliceHeader });
       } catch {
         // A header that does not parse is read from the file instead.
       }
@@ -161,16 +173,12 @@ export class SeriesIndex {
   /** Walks the tree and brings the index up to date. */
   async update(options: { readLimits?: ReadLimits; concurrency?: number; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexSummary> {
     const started = performance.now();
-    const known = new Map<string, { size: number; mtime: number }>();
-    for (const row of this.db.prepare('SELECT path, size, mtime_ms FROM files').iterate() as Iterable<{
-      path: string;
-      size: number;
-      mtime_ms: number;
-    }>) {
-      known.set(row.path, { size: row.size, mtime: row.mtime_ms });
+    const known = new Map<string, FileStamp>();
+    for (const row of this.db.prepare('SELECT path, size, mtime_ms, ctime_ms, ino FROM files').iterate() as Iterable<StampRow & { path: string }>) {
+      known.set(row.path, stampOfRow(row));
     }
     const skip = new Set([this.dbPath, `${this.dbPath}-wal`, `${this.dbPath}-shm`, `${this.dbPath}-journal`]);
-    const found: { rel: string; size: number; mtime: number }[] = [];
+    const found: { rel: string; stamp: FileStamp }[] = [];
     const seen = new Set<string>();
     let unchanged = 0;
     const walk = async (dir: string): Promise<void> => {
@@ -195,8 +203,8 @@ export class SeriesIndex {
             continue;
           }
           const k = known.get(rel);
-          if (k && k.size === st.size && k.mtime === st.mtimeMs) unchanged++;
-          else found.push({ rel, size: st.size, mtime: st.mtimeMs });
+          if (k && sameStamp(k, st)) unchanged++;
+          else found.push({ rel, stamp: stampOf(st) });
           if (seen.size % 1000 === 0) options.onProgress?.({ phase: 'scan', done: seen.size, total: 0 });
         }
       }
@@ -205,7 +213,9 @@ export class SeriesIndex {
 
     if (this.closed) throw new Error('the index was closed during the update');
     const removed = [...known.keys()].filter((p) => !seen.has(p));
-    const upsert = this.db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, series_uid, note, header) VALUES (?, ?, ?, ?, ?, ?)');
+    const upsert = this.db.prepare(
+      'INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, series_uid, note, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
     this.db.transaction((paths: string[]) => {
       for (const p of paths) remove.run(p);
@@ -223,10 +233,10 @@ export class SeriesIndex {
         try {
           const h = await readHeader(new FileInstance(join(this.root, f.rel), f.rel), options.readLimits);
           const uid = h.seriesInstanceUid ?? null;
-          return [f.rel, f.size, f.mtime, uid, uid ? null : 'no SeriesInstanceUID', uid ? JSON.stringify(h) : null];
+          return [f.rel, ...stampColumns(f.stamp), uid, uid ? null : 'no SeriesInstanceUID', uid ? JSON.stringify(h) : null];
         } catch (err) {
           notDicom++;
-          return [f.rel, f.size, f.mtime, null, (err as Error).message.slice(0, 200), null];
+          return [f.rel, ...stampColumns(f.stamp), null, (err as Error).message.slice(0, 200), null];
         }
       });
       this.db.transaction(() => {
