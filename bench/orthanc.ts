@@ -5,10 +5,10 @@
  *   apt-get install -y orthanc      (Debian's package; this script installs nothing)
  *   npm run bench:orthanc
  *
- * Without /usr/sbin/Orthanc it says so and exits 0. Otherwise it starts Orthanc on a free
- * loopback port with a temporary configuration (storage and index in a temporary folder, DICOM
- * server off, no plugins, RemoteAccessAllowed false, AuthenticationEnabled false, HTTP
- * compression off, other settings at Orthanc's defaults), uploads the signed 512 x 512 x 300
+ * Without Orthanc it says so and exits 0. Otherwise it starts Orthanc as the tests do
+ * (test/fixtures/orthanc.ts: a free loopback port, storage and index in a temporary folder, DICOM
+ * server off, RemoteAccessAllowed false, no authentication, HTTP compression off), here without
+ * plugins, uploads the signed 512 x 512 x 300
  * Int16 series of bench/load.ts (POST /instances, 300 files), and takes the instance of the
  * middle slice (z = 150, InstanceNumber 151, checked in Orthanc's tags). circus-rs runs in this
  * process on the same series (as bench/http.ts starts it). Both images are fetched once and
@@ -25,129 +25,36 @@
  * Orthanc is stopped and the temporary folder deleted at the end, on errors and on Ctrl-C.
  * Figures only; nothing is asserted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { decode } from 'fast-png';
 import type { Server } from '../src/server.js';
+import { Orthanc, orthancBinary } from '../test/fixtures/orthanc.js';
 import { ensureSeries, inWorker, LOAD_ROOT, loadLine, NZ, SERIES_UID, sliceFileName, startServer } from './common.js';
 
-const ORTHANC = '/usr/sbin/Orthanc';
 const CONNECTIONS = 16;
 const SECONDS = 10;
 const WW = 400;
 const WL = 40;
 
-if (!existsSync(ORTHANC)) {
-  console.log(`${ORTHANC} is missing: install Debian's orthanc (apt-get install -y orthanc) to compare with it. Nothing measured.`);
+if (!orthancBinary()) {
+  console.log("Orthanc is missing: install Debian's orthanc (apt-get install -y orthanc) to compare with it. Nothing measured.");
   process.exit(0);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const tmp = mkdtempSync(join(tmpdir(), 'circus-rs-orthanc-'));
-let orthanc: ChildProcess | null = null;
+let orthanc: Orthanc | null = null;
 let server: Server | null = null;
 
-async function stopOrthanc(): Promise<void> {
-  const child = orthanc;
-  orthanc = null;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function cleanup(): Promise<void> {
-  await stopOrthanc();
+  await orthanc?.remove();
+  orthanc = null;
   await server?.close();
   server = null;
-  rmSync(tmp, { recursive: true, force: true });
 }
 
 process.once('SIGINT', () => {
   void cleanup().finally(() => process.exit(130));
 });
-
-async function startOrthanc(): Promise<string> {
-  const port = await freePort();
-  const config = {
-    Name: 'circus-rs-bench',
-    StorageDirectory: join(tmp, 'storage'),
-    IndexDirectory: join(tmp, 'index'),
-    HttpPort: port,
-    DicomServerEnabled: false,
-    DicomPort: await freePort(), // not opened (DicomServerEnabled false), but never a port in use
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
-    HttpCompressionEnabled: false,
-    StorageCompression: false,
-    Plugins: [],
-  };
-  const configPath = join(tmp, 'orthanc.json');
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
-  mkdirSync(config.StorageDirectory, { recursive: true });
-  const log = openSync(join(tmp, 'orthanc.log'), 'a');
-  const child = spawn(ORTHANC, [configPath], { stdio: ['ignore', log, log] });
-  orthanc = child;
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `Orthanc exited (${child.exitCode ?? child.signalCode}); its log:\n${readFileSync(join(tmp, 'orthanc.log'), 'utf8').slice(-3000)}`,
-      );
-    }
-    try {
-      const res = await fetch(`${base}/system`);
-      if (res.ok) {
-        const system = (await res.json()) as { Version: string };
-        console.log(
-          `Orthanc ${system.Version} at ${base} (storage in ${tmp}); load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`,
-        );
-        return base;
-      }
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('Orthanc did not answer /system within 30 s');
-    await sleep(100);
-  }
-}
-
-/** Uploads the series, 4 files at a time; returns the Orthanc instance ID of each slice index. */
-async function upload(base: string, dir: string): Promise<string[]> {
-  const ids = new Array<string>(NZ);
-  const t0 = performance.now();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < NZ) {
-      const k = next++;
-      const body = readFileSync(join(dir, sliceFileName(k)));
-      const res = await fetch(`${base}/instances`, { method: 'POST', body, headers: { 'Content-Type': 'application/dicom' } });
-      if (!res.ok) throw new Error(`POST /instances ${sliceFileName(k)}: ${res.status} ${await res.text()}`);
-      ids[k] = ((await res.json()) as { ID: string }).ID;
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  console.log(`  uploaded ${NZ} instances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return ids;
-}
 
 async function png(url: string, headers: Record<string, string> = {}): Promise<ReturnType<typeof decode>> {
   const res = await fetch(url, { headers });
@@ -160,8 +67,14 @@ async function png(url: string, headers: Record<string, string> = {}): Promise<R
 
 try {
   const dir = ensureSeries();
-  const obase = await startOrthanc();
-  const ids = await upload(obase, dir);
+  orthanc = await Orthanc.start({ dicomweb: false });
+  const obase = orthanc.base;
+  console.log(
+    `Orthanc ${orthanc.version} at ${obase} (storage in ${orthanc.dir}); load average ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`,
+  );
+  const t0 = performance.now();
+  const ids = await orthanc.upload(Array.from({ length: NZ }, (_, k) => join(dir, sliceFileName(k))));
+  console.log(`  uploaded ${NZ} instances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const k = Math.floor(NZ / 2); // what /mpr axial shows by default, and the slice asked for below
   const id = ids[k];
   const tags = (await (await fetch(`${obase}/instances/${id}/simplified-tags`)).json()) as Record<string, string>;

@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../src/config/config.js';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer, type Server, type ServerOptions } from '../src/server.js';
 import { MemorySource } from '../src/sources/memorySource.js';
 import type { SeriesSource } from '../src/sources/source.js';
 import { HeldSeries } from './fixtures/held.js';
 import { type Family, parseExposition, sampleValue, samples } from './fixtures/prometheus.js';
-import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
+import { DEFAULT_UID, seriesFiles, TempDir, writeSeries } from './fixtures/series.js';
 
 const SECRET = 'a secret of at least sixteen characters';
 
@@ -50,29 +49,21 @@ async function scrape(s: Server, url = '/metrics'): Promise<{ text: string; fami
 }
 
 /** Signed 16-bit slices of `nx` x `ny`, slice k at z = -k, as DICOM files in memory. */
-function seriesFiles(uid: string, nz: number, nx = 8, ny = 6): { name: string; bytes: Buffer }[] {
-  return Array.from({ length: nz }, (_, k) => {
-    const pixels = new Int16Array(nx * ny).map((_, i) => i + 100 * k);
-    const elements = imageElements({
-      rows: ny,
-      columns: nx,
-      bitsAllocated: 16,
-      signed: true,
-      pixels,
-      seriesInstanceUid: uid,
-      sopInstanceUid: `${uid}.${k + 1}`,
-      instanceNumber: k + 1,
-      imagePositionPatient: [0, 0, -k],
-      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-      pixelSpacing: [1, 1],
-    });
-    return { name: `slice ${k}`, bytes: writeDicom(elements) };
+const sliceFiles = (uid: string, nz: number, nx = 8, ny = 6): { name: string; bytes: Buffer }[] =>
+  seriesFiles({
+    uid,
+    slices: nz,
+    columns: nx,
+    rows: ny,
+    value: (x, y, k) => x + nx * y + 100 * k,
+    position: (k) => [0, 0, -k],
+    pixelSpacing: [1, 1],
+    fileName: (k) => `slice ${k}`,
   });
-}
 
 function memory(uid: string, nz: number): MemorySource {
   const source = new MemorySource();
-  for (const f of seriesFiles(uid, nz)) source.add(uid, f.name, f.bytes);
+  for (const f of sliceFiles(uid, nz)) source.add(uid, f.name, f.bytes);
   return source;
 }
 
@@ -204,7 +195,7 @@ describe('GET /metrics: cache, loads, pools', () => {
 
   it('shows a load in flight while it is held back, and its time once it ends', async () => {
     const uid = '1.2.826.0.1.3680043.10.1453.902.1';
-    const held = new HeldSeries(uid, seriesFiles(uid, 6));
+    const held = new HeldSeries(uid, sliceFiles(uid, 6));
     const s = start({}, { source: held, useIndex: false });
     const pending = get(s, `/metadata?series=${uid}`);
     await held.whenAsked('slice 0');

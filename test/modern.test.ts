@@ -3,7 +3,6 @@
  * path, CORS and the error bodies, checked against values computed here from the generated
  * voxels, never against what the server computes.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { ConfigError, loadConfig } from '../src/config/config.js';
 import type { ProgressiveVolume } from '../src/dicom/progressiveVolume.js';
 import { createServer, type Server } from '../src/server.js';
 import { HeldSeries } from './fixtures/held.js';
-import { type SeriesSpec, TempDir, writeSeries } from './fixtures/series.js';
+import { type SeriesSpec, seriesFiles, TempDir, writeSeries } from './fixtures/series.js';
 
 // A CT volume of 5 x 4 x 6: stored S (unsigned, BitsStored 12, so the headers bound the values
 // and fix the format), intercept -1000, so modality values M from -997 to -1 (never 0, which
@@ -275,12 +274,17 @@ describe('GET /series/:sid/metadata', () => {
     // Signed 12 bits, PixelPaddingValue -2048 (the bottom of the range), intercept -1024: padding
     // is -3072, below every real value, so slice 0 alone tells its values.
     const uid = '1.2.826.0.1.52';
-    const dir = join(tmp.path, 'held', uid);
     const stored = (x: number, y: number, k: number): number => (x === 0 ? -2048 : 10 * x + 7 * y + 30 * k);
-    writeSeries(dir, { ...ctSpec, uid, signed: true, bitsStored: 12, value: stored, rescaleIntercept: () => -1024, pixelPaddingValue: -2048 });
-    const files = readdirSync(dir)
-      .sort()
-      .map((f, k) => ({ name: `slice ${k}`, bytes: readFileSync(join(dir, f)) }));
+    const files = seriesFiles({
+      ...ctSpec,
+      uid,
+      signed: true,
+      bitsStored: 12,
+      value: stored,
+      rescaleIntercept: () => -1024,
+      pixelPaddingValue: -2048,
+      fileName: (k) => `slice ${k}`,
+    });
     const held = new HeldSeries(uid, files);
     const s = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'unused'), renderWorkers: 1, decodeWorkers: 1 }, env: {} }), {
       source: held,
@@ -346,11 +350,7 @@ describe('GET /series/:sid/metadata', () => {
 
   it('answers without the pixel data (none), or with the one image it needs (first, center)', async () => {
     const uid = '1.2.826.0.1.50';
-    const dir = join(tmp.path, 'held', uid);
-    writeSeries(dir, { ...ctSpec, uid });
-    const files = readdirSync(dir)
-      .sort()
-      .map((f, k) => ({ name: `slice ${k}`, bytes: readFileSync(join(dir, f)) }));
+    const files = seriesFiles({ ...ctSpec, uid, fileName: (k) => `slice ${k}` });
     const held = new HeldSeries(uid, files);
     const s = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'unused'), renderWorkers: 1, decodeWorkers: 1 }, env: {} }), {
       source: held,
@@ -419,11 +419,7 @@ describe('GET /series/:sid/volume', () => {
 
   it('stops waiting for images when the client goes away', async () => {
     const uid = '1.2.826.0.1.51';
-    const dir = join(tmp.path, 'held', uid);
-    writeSeries(dir, { ...ctSpec, uid });
-    const files = readdirSync(dir)
-      .sort()
-      .map((f, k) => ({ name: `slice ${k}`, bytes: readFileSync(join(dir, f)) }));
+    const files = seriesFiles({ ...ctSpec, uid, fileName: (k) => `slice ${k}` });
     const held = new HeldSeries(uid, files);
     const s = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'unused'), renderWorkers: 1, decodeWorkers: 1 }, env: {} }), {
       source: held,

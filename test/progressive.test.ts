@@ -9,7 +9,6 @@
  * arrives only when a test releases it: "answered while the other slices are unread" is shown
  * by what was read, never by timing.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -30,7 +29,7 @@ import { MemorySource } from '../src/sources/memorySource.js';
 import type { SeriesSource } from '../src/sources/source.js';
 import { HeldSeries } from './fixtures/held.js';
 import { rleFrame } from './fixtures/rle.js';
-import { type SeriesSpec, TempDir, writeSeries } from './fixtures/series.js';
+import { type SeriesSpec, seriesFiles, TempDir } from './fixtures/series.js';
 
 const NX = 6;
 const NY = 5;
@@ -57,16 +56,11 @@ afterAll(async () => {
 });
 
 /**
- * The files of a series written by the fixture (slice k at z = k: positions go down and
+ * The files of a series made by the fixture (slice k at z = k: positions go down and
  * InstanceNumber up with k), named `slice k`, in memory.
  */
-function seriesFiles(uid: string, spec: SeriesSpec): { name: string; bytes: Buffer }[] {
-  const dir = join(tmp.path, uid);
-  writeSeries(dir, { uid, columns: NX, rows: NY, slices: NZ, ...spec });
-  return readdirSync(dir)
-    .sort()
-    .map((f, k) => ({ name: name(k), bytes: readFileSync(join(dir, f)) }));
-}
+const filesOf = (uid: string, spec: SeriesSpec): { name: string; bytes: Buffer }[] =>
+  seriesFiles({ uid, columns: NX, rows: NY, slices: NZ, fileName: name, ...spec });
 
 /** The same files, all readable at once. */
 function memoryOf(uid: string, files: { name: string; bytes: Buffer }[]): MemorySource {
@@ -180,7 +174,7 @@ const VARIANTS: Variant[] = [
 describe('an axial image with ww and wl waits for its own slice only', () => {
   it.each(VARIANTS)('$label: answered while the other slices are unread, the same bytes as the complete volume gives', async (v) => {
     const uid = `1.2.826.0.1.3680043.8.498.10.${VARIANTS.indexOf(v) + 1}`;
-    const files = seriesFiles(uid, v.spec);
+    const files = filesOf(uid, v.spec);
     const held = new HeldSeries(uid, files);
     const t = 5;
     held.release(name(t));
@@ -218,7 +212,7 @@ describe('an axial image with ww and wl waits for its own slice only', () => {
     // Padding 0xFFFF above the data becomes the series' smallest value, which only the whole
     // series tells; slice 3 has padding voxels, slice 4 none.
     const uid = '1.2.826.0.1.3680043.8.498.11';
-    const files = seriesFiles(uid, {
+    const files = filesOf(uid, {
       signed: false,
       pixelPaddingValue: 0xffff,
       value: (x, y, k) => (k === 3 && x === 0 ? 0xffff : 100 + x + 10 * y + 20 * k),
@@ -250,7 +244,7 @@ describe('an axial image with ww and wl waits for its own slice only', () => {
 
   it('without ww and wl (the estimated window needs every voxel), and for coronal images, waits for the complete volume', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.12';
-    const files = seriesFiles(uid, {});
+    const files = filesOf(uid, {});
     const held = new HeldSeries(uid, files);
     held.release(name(2));
     const s = serve(held);
@@ -280,7 +274,7 @@ describe('an axial image with ww and wl waits for its own slice only', () => {
 describe('the load before its pixels', () => {
   it('gives the facts of the header pass before any pixel is read', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.20';
-    const files = seriesFiles(uid, {
+    const files = filesOf(uid, {
       signed: false,
       rescaleIntercept: (k) => -1024 - k,
       windowCenter: 40,
@@ -315,7 +309,7 @@ describe('the load before its pixels', () => {
 describe('load order', () => {
   it('goes outwards from the slice asked for, and a request during the load moves its slice to the front', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.13';
-    const files = seriesFiles(uid, { slices: 10 });
+    const files = filesOf(uid, { slices: 10 });
     const held = new HeldSeries(uid, files);
     const s = serve(held, { loadConcurrency: 1 });
     const first = get(s, `/mpr?series=${uid}&mode=axial&target=7&ww=100&wl=0`);
@@ -359,7 +353,7 @@ describe('load order', () => {
 describe('failures', () => {
   it('one failing slice fails the load with 422 naming it, after an axial image was served; the next request loads again', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.14';
-    const files = seriesFiles(uid, {});
+    const files = filesOf(uid, {});
     const held = new HeldSeries(uid, files);
     held.breakInstance(name(6), new Error('input/output error'));
     const s = serve(held, { loadConcurrency: 1 });
@@ -393,7 +387,7 @@ describe('failures', () => {
 
   it('a client that goes away stops waiting: its waiter is dropped, the load goes on for the cache', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.15';
-    const files = seriesFiles(uid, {});
+    const files = filesOf(uid, {});
     const held = new HeldSeries(uid, files);
     const s = serve(held);
     await s.app.listen({ host: '127.0.0.1', port: 0 });
@@ -415,7 +409,7 @@ describe('failures', () => {
 
   it('an aborted wait rejects with its reason and withdraws its slice; a failure rejects every waiter and stops the load', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.16';
-    const files = seriesFiles(uid, {});
+    const files = filesOf(uid, {});
     const held = new HeldSeries(uid, files);
     held.breakInstance(name(1), new Error('gone'));
     const s = serve(held, { loadConcurrency: 1 });
@@ -451,7 +445,7 @@ describe('failures', () => {
 describe('one load per series under the byte budget', () => {
   it('requests during the load share it: status shows one load and its reserved bytes, then the volume', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.17';
-    const files = seriesFiles(uid, {});
+    const files = filesOf(uid, {});
     const held = new HeldSeries(uid, files);
     const s = serve(held, { cacheBytes: 64 * 1024 * 1024 });
     const urls = [
@@ -482,23 +476,7 @@ describe('compressed frames are decoded straight into the shared volume', () => 
   const NATIVE = '1.2.826.0.1.3680043.8.498.19';
   const value = (x: number, y: number, k: number): number => 7 * x - 13 * y + 101 * k - 300;
   const rleFiles = (): { name: string; bytes: Buffer }[] =>
-    Array.from({ length: NZ }, (_, k) => {
-      const pixels = Int16Array.from({ length: NX * NY }, (_, i) => value(i % NX, Math.floor(i / NX), k));
-      const elements = imageElements({
-        rows: NY,
-        columns: NX,
-        bitsAllocated: 16,
-        signed: true,
-        pixels,
-        seriesInstanceUid: UID,
-        sopInstanceUid: `${UID}.${k + 1}`,
-        instanceNumber: k + 1,
-        imagePositionPatient: [-10, -20, -2.5 * k],
-        imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-        pixelSpacing: [0.7, 0.5],
-      });
-      return { name: name(k), bytes: writeDicom(elements, { transferSyntax: RLE_LOSSLESS, encapsulated: [rleFrame(pixels)] }) };
-    });
+    filesOf(UID, { value, transferSyntax: RLE_LOSSLESS, encode: (pixels) => rleFrame(pixels as Int16Array) });
 
   it('an axial image of an RLE series is answered from its decoded slice, and the volume has the native voxels', async () => {
     const held = new HeldSeries(UID, rleFiles());
@@ -508,7 +486,7 @@ describe('compressed frames are decoded straight into the shared volume', () => 
     const early = await get(s, url(UID));
     expect(early.statusCode).toBe(200);
     expect(held.passed).toEqual([name(2)]);
-    const native = serve(memoryOf(NATIVE, seriesFiles(NATIVE, { value })));
+    const native = serve(memoryOf(NATIVE, filesOf(NATIVE, { value })));
     expect(early.rawPayload.equals((await get(native, url(NATIVE))).rawPayload)).toBe(true);
     held.release();
     const a = await get(s, `/raw?series=${UID}&format=voxels`);

@@ -16,13 +16,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.js';
 import type { ProgressiveVolume } from '../src/dicom/progressiveVolume.js';
-import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import { createServer, type Server } from '../src/server.js';
 import { ImageQueue } from '../src/services/imageQueue.js';
 import { MemorySource } from '../src/sources/memorySource.js';
 import type { SeriesInstances, SeriesSource } from '../src/sources/source.js';
 import { HeldSeries } from './fixtures/held.js';
 import { rleFrame } from './fixtures/rle.js';
+import { seriesFiles } from './fixtures/series.js';
 
 const NX = 6;
 const NY = 5;
@@ -41,26 +41,16 @@ interface SeriesOptions {
 }
 
 /** Signed 16-bit slices, slice k at z = k (positions go down, InstanceNumber up), named `slice k`. */
-function seriesFiles(uid: string, options: SeriesOptions = {}): { name: string; bytes: Buffer }[] {
+function sliceFiles(uid: string, options: SeriesOptions = {}): { name: string; bytes: Buffer }[] {
   const { nx = NX, ny = NY, nz = NZ, value = signedValue, rle = false } = options;
-  return Array.from({ length: nz }, (_, k) => {
-    const pixels = new Int16Array(nx * ny);
-    for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) pixels[x + nx * y] = value(x, y, k);
-    const elements = imageElements({
-      rows: ny,
-      columns: nx,
-      bitsAllocated: 16,
-      signed: true,
-      pixels,
-      seriesInstanceUid: uid,
-      sopInstanceUid: `${uid}.${k + 1}`,
-      instanceNumber: k + 1,
-      imagePositionPatient: [-10, -20, -2.5 * k],
-      imageOrientationPatient: [1, 0, 0, 0, 1, 0],
-      pixelSpacing: [0.7, 0.5],
-    });
-    const bytes = rle ? writeDicom(elements, { transferSyntax: RLE_LOSSLESS, encapsulated: [rleFrame(pixels)] }) : writeDicom(elements);
-    return { name: name(k), bytes };
+  return seriesFiles({
+    uid,
+    columns: nx,
+    rows: ny,
+    slices: nz,
+    value,
+    fileName: name,
+    ...(rle ? { transferSyntax: RLE_LOSSLESS, encode: (pixels) => rleFrame(pixels as Int16Array) } : {}),
   });
 }
 
@@ -69,26 +59,18 @@ function seriesFiles(uid: string, options: SeriesOptions = {}): { name: string; 
  * 5, 3, values `signedValue` of the writing index. Its image z is the one numbered z + 1.
  */
 const STACK_ORDER = [1, 3, 5, 0, 4, 2];
-function stackFiles(uid: string): { name: string; bytes: Buffer }[] {
-  return Array.from({ length: 6 }, (_, k) => {
-    const pixels = new Int16Array(NX * NY);
-    for (let y = 0; y < NY; y++) for (let x = 0; x < NX; x++) pixels[x + NX * y] = signedValue(x, y, k);
-    const elements = imageElements({
-      rows: NY,
-      columns: NX,
-      bitsAllocated: 16,
-      signed: true,
-      pixels,
-      seriesInstanceUid: uid,
-      sopInstanceUid: `${uid}.${k + 1}`,
-      instanceNumber: [4, 1, 6, 2, 5, 3][k],
-      imagePositionPatient: k < 3 ? [-10, -20, -5 * k] : [-10, 3 * k, 40],
-      imageOrientationPatient: k < 3 ? [1, 0, 0, 0, 1, 0] : [1, 0, 0, 0, 0, -1],
-      pixelSpacing: [0.7, 0.5],
-    });
-    return { name: name(k), bytes: writeDicom(elements) };
+const stackFiles = (uid: string): { name: string; bytes: Buffer }[] =>
+  seriesFiles({
+    uid,
+    columns: NX,
+    rows: NY,
+    slices: 6,
+    value: signedValue,
+    fileName: name,
+    instanceNumber: (k) => [4, 1, 6, 2, 5, 3][k],
+    position: (k) => (k < 3 ? [-10, -20, -5 * k] : [-10, 3 * k, 40]),
+    orientation: (k) => (k < 3 ? [1, 0, 0, 0, 1, 0] : [1, 0, 0, 0, 0, -1]),
   });
-}
 
 /** A source whose series lookups (the start of each header pass) wait until the test lets them go; it counts them. */
 class GatedSource implements SeriesSource {
@@ -467,7 +449,7 @@ describe('ImageQueue: the order of a transfer', () => {
 describe('WebSocket /ws/volume', () => {
   it('a transfer reassembles exactly the voxels: the generated values, and the bytes of GET /series/:sid/volume', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.1';
-    const { url, base } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const { url, base } = await serve(memoryOf(uid, sliceFiles(uid)));
     const client = await Client.connect(url);
     client.begin('t1', uid);
     await client.untilImages('t1', NZ);
@@ -483,7 +465,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('an RLE series: its images go out decoded, the same bytes', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.2';
-    const { url } = await serve(memoryOf(uid, seriesFiles(uid, { rle: true })));
+    const { url } = await serve(memoryOf(uid, sliceFiles(uid, { rle: true })));
     const client = await Client.connect(url);
     client.begin('rle', uid);
     await client.untilImages('rle', NZ);
@@ -492,7 +474,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('images go out as their slices are decoded; SET_PRIORITY on later images makes them come next, latest first', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.3';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { s, url } = await serve(held);
     held.release(name(0), name(1), name(2));
     const client = await Client.connect(url);
@@ -516,7 +498,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('PAUSE_TRANSFER: no image while paused; RESUME_TRANSFER: the rest', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.4';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { s, url } = await serve(held);
     held.release(name(0), name(1));
     const client = await Client.connect(url);
@@ -538,7 +520,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('ABORT_TRANSFER: no image after it, the transfer is forgotten (its id may begin again)', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.5';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { s, url } = await serve(held);
     held.release(name(0), name(1));
     const client = await Client.connect(url);
@@ -565,7 +547,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('a partial volume descriptor streams only its images, indexed in its order (priorities too)', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.6';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { url } = await serve(held);
     const client = await Client.connect(url);
     // Images 8, 6, 4, 2 (1-based): slices 7, 5, 3, 1.
@@ -582,7 +564,7 @@ describe('WebSocket /ws/volume', () => {
   it('two transfers on one socket take turns, one image each', async () => {
     const a = '1.2.826.0.1.3680043.8.498.70.7';
     const b = '1.2.826.0.1.3680043.8.498.70.8';
-    const source = memoryOf(b, seriesFiles(b, { value: (x, y, k) => -signedValue(x, y, k) }), memoryOf(a, seriesFiles(a)));
+    const source = memoryOf(b, sliceFiles(b, { value: (x, y, k) => -signedValue(x, y, k) }), memoryOf(a, sliceFiles(a)));
     const { s, url } = await serve(source);
     await Promise.all([s.volumes.get(a), s.volumes.get(b)]);
     const client = await Client.connect(url);
@@ -604,7 +586,7 @@ describe('WebSocket /ws/volume', () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.9';
     const big = { nx: 512, ny: 512, nz: 48, value: (x: number, y: number, k: number) => ((x * 7 + y * 13 + k * 101) % 4000) - 1000 };
     const imageBytes = big.nx * big.ny * 2;
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid, big)));
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid, big)));
     await s.volumes.get(uid);
     const client = await Client.connect(url);
     const socket = (client.ws as unknown as { _socket: import('node:net').Socket })._socket;
@@ -628,7 +610,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('malformed frames close that socket with a code and a reason; the server goes on serving the others', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.10';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)), { wsMaxMessageBytes: 1024 });
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)), { wsMaxMessageBytes: 1024 });
     const survivor = await Client.connect(url);
     const cases: { label: string; send: (ws: WebSocket) => void; code: number; reason: RegExp }[] = [
       { label: 'a text frame', send: (ws) => ws.send('{"messageType":"ABORT_TRANSFER","transferId":"x"}\n'), code: 1003, reason: /text frames/ },
@@ -673,7 +655,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('TRANSFER_ERROR: unknown series 404, bad UID or descriptor 400, a transferId in use 400, too many transfers 429', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.11';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { url } = await serve(held, { wsMaxTransfersPerSocket: 2 });
     const client = await Client.connect(url);
     client.begin('missing', '1.2.3.4.5');
@@ -708,7 +690,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('TRANSFER_ERROR 422 for a series that fails to decode mid-transfer; the transfer ends, the socket goes on', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.12';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     held.breakInstance(name(3), new Error('input/output error'));
     const { s, url } = await serve(held, { loadConcurrency: 1 });
     held.release(name(0), name(1), name(2));
@@ -736,7 +718,7 @@ describe('WebSocket /ws/volume', () => {
   it('authentication: an upgrade without a token is refused 401; a token for another series gets TRANSFER_ERROR 401; a valid one works', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.13';
     const other = '1.2.826.0.1.3680043.8.498.70.14';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)), { auth: true, tokenSecret: SECRET });
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)), { auth: true, tokenSecret: SECRET });
     const refused = await Client.refused(url);
     expect(refused.status).toBe(401);
     expect(refused.headers['www-authenticate']).toBe('Bearer realm="CircusRS"');
@@ -764,7 +746,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('upgrades: other paths 404, the base path, sockets per address 429 until one closes', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.15';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)), { basePath: '/rs', wsMaxSocketsPerAddress: 2 });
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)), { basePath: '/rs', wsMaxSocketsPerAddress: 2 });
     expect(url).toMatch(/\/rs\/ws\/volume$/);
     const root = url.replace('/rs/ws/volume', '/ws/volume');
     expect(await Client.refused(root)).toMatchObject({ status: 404, body: { status: 'ng' } });
@@ -786,7 +768,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('behind a trusted proxy, sockets are counted per client address X-Forwarded-For gives', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.18';
-    const { url } = await serve(memoryOf(uid, seriesFiles(uid)), { trustProxy: '127.0.0.1', wsMaxSocketsPerAddress: 1 });
+    const { url } = await serve(memoryOf(uid, sliceFiles(uid)), { trustProxy: '127.0.0.1', wsMaxSocketsPerAddress: 1 });
     const forwarded = (client: string) => ({ 'X-Forwarded-For': `${client}, 127.0.0.1` });
     await Client.connect(url, forwarded('203.0.113.1'));
     await Client.connect(url, forwarded('203.0.113.2'));
@@ -798,7 +780,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('with corsOrigin set, an upgrade from another origin is refused 403; that origin and clients sending none are served; /status counts sockets', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.19';
-    const { base, url } = await serve(memoryOf(uid, seriesFiles(uid)), { corsOrigin: 'https://viewer.example' });
+    const { base, url } = await serve(memoryOf(uid, sliceFiles(uid)), { corsOrigin: 'https://viewer.example' });
     expect(await Client.refused(url, { Origin: 'https://elsewhere.example' })).toMatchObject({
       status: 403,
       body: { status: 'ng', message: 'origin https://elsewhere.example is not allowed (corsOrigin)' },
@@ -814,7 +796,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('an idle socket is closed (1000)', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.16';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)), { wsIdleTimeoutMs: 1000 });
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)), { wsIdleTimeoutMs: 1000 });
     const idle = await Client.connect(url);
     expect(await idle.untilClosed()).toEqual({ code: 1000, reason: 'idle for 1 s' });
     await poll(() => s.app.volumeSockets.count() === 0);
@@ -822,7 +804,7 @@ describe('WebSocket /ws/volume', () => {
 
   it('closing the server closes its sockets (1001)', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.17';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)));
     const open = await Client.connect(url);
     open.begin('t', uid);
     await open.untilImages('t', NZ);
@@ -851,7 +833,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('SET_PRIORITY sent while the series is being opened applies once its image count is known', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.21';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const gated = new GatedSource(held);
     const { s, url } = await serve(gated);
     const client = await Client.connect(url);
@@ -872,7 +854,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('SET_PRIORITY indices kept while series are being opened are bounded (1008 beyond); once the count is known they apply directly', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.22';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const gated = new GatedSource(held);
     const { s, url } = await serve(gated);
     const client = await Client.connect(url);
@@ -902,7 +884,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('ABORT_TRANSFER during the header pass frees the transfer place only when the header pass is over', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.23';
-    const gated = new GatedSource(memoryOf(uid, seriesFiles(uid)));
+    const gated = new GatedSource(memoryOf(uid, sliceFiles(uid)));
     const { s, url } = await serve(gated, { wsMaxTransfersPerSocket: 2 });
     const client = await Client.connect(url);
     for (const id of ['a', 'b']) {
@@ -930,7 +912,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('a paused transfer lets its load go: RESUME_TRANSFER opens the series again, and no image is sent twice', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.24';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const counting = new GatedSource(held, { held: false });
     const { s, url } = await serve(counting);
     held.release(name(0), name(1));
@@ -960,7 +942,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('a client that sends but does not read: the socket is no longer read while its answers are unsent', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.25';
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid)));
     const client = await Client.connect(url);
     const socket = (client.ws as unknown as { _socket: Socket })._socket;
     socket.pause();
@@ -998,7 +980,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
   it('a client that stops reading is cut off after wsIdleTimeoutMs, however often it sends messages', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.26';
     const big = { nx: 512, ny: 512, nz: 48, value: (x: number, y: number, k: number) => ((x * 7 + y * 13 + k * 101) % 4000) - 1000 };
-    const { s, url } = await serve(memoryOf(uid, seriesFiles(uid, big)), { wsIdleTimeoutMs: 1000 });
+    const { s, url } = await serve(memoryOf(uid, sliceFiles(uid, big)), { wsIdleTimeoutMs: 1000 });
     await s.volumes.get(uid);
     const client = await Client.connect(url);
     (client.ws as unknown as { _socket: Socket })._socket.pause();
@@ -1022,7 +1004,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('a socket closed while an image is pending: the request is withdrawn, nothing is written after, no error', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.27';
-    const held = new HeldSeries(uid, seriesFiles(uid));
+    const held = new HeldSeries(uid, sliceFiles(uid));
     const { s, url } = await serve(held);
     held.release(name(0));
     const client = await Client.connect(url);
@@ -1047,7 +1029,7 @@ describe('WebSocket /ws/volume: what one socket may cost, and other requests car
 
   it('a request carrying another Upgrade (h2c) is answered as an ordinary one: keep-alive, pipelining and bodies intact', async () => {
     const uid = '1.2.826.0.1.3680043.8.498.70.28';
-    const { s, url, base } = await serve(memoryOf(uid, seriesFiles(uid)));
+    const { s, url, base } = await serve(memoryOf(uid, sliceFiles(uid)));
     const { port } = s.app.server.address() as { port: number };
     const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
     const status = `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${h2c}\r\n`;
