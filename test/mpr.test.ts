@@ -154,6 +154,22 @@ describe('orthogonal planes', () => {
     }
   });
 
+  it('samples every sagittal plane voxel by voxel, slices in blocks of eight and the rest, in every pixel format', () => {
+    // 19 slices: two blocks of eight gathered together, then three one by one.
+    const [nx, ny, nz] = [5, 6, 19];
+    const f = (x: number, y: number, z: number) => (x * 31 + y * 7 + z * 3) % 250;
+    for (const format of [PixelFormat.Int16, PixelFormat.UInt16, PixelFormat.UInt8, PixelFormat.Float32]) {
+      const w = makeVolume([nx, ny, nz], [1, 1, 1], f, format);
+      for (let x = 0; x < nx; x++) {
+        const out = allocateVoxels(format, ny * nz);
+        sampleOrthogonal(w, 'sagittal', x, out);
+        const expected: number[] = [];
+        for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) expected.push(f(x, y, z));
+        expect(Array.from(out), `format ${format}, x ${x}`).toEqual(expected);
+      }
+    }
+  });
+
   it('refuses a target outside the volume', () => {
     expect(() => sampleOrthogonal(v, 'axial', 4, new Int16Array(6))).toThrow(/target' must be an integer from 0 to 3/);
     expect(() => sampleOrthogonal(v, 'sagittal', -1, new Int16Array(8))).toThrow(CircusError);
@@ -257,6 +273,61 @@ describe('oblique planes', () => {
       const axial = new Int16Array(120);
       sampleOrthogonal(v, 'axial', 2, axial);
       expect(Array.from(o)).toEqual(Array.from(axial));
+    }
+  });
+
+  it('samples and renders every pixel as trilinear interpolation computed here, over many lines, on each reference plane', () => {
+    // Over 16 lines along each fixed axis (lines are sampled in blocks), a smooth non-linear
+    // function, voxel sizes that put the fixed coordinate between voxels on most lines.
+    const f = (x: number, y: number, z: number) => Math.round(300 * Math.sin(x / 4) * Math.cos(y / 5) + 7 * z * z - 40 * y);
+    const dims: [number, number, number] = [23, 19, 37];
+    const v = makeVolume(dims, [0.9, 0.7, 1.1], f);
+    const at = (x: number, y: number, z: number): number => v.data[x + dims[0] * (y + dims[1] * z)];
+    const trilinear = (p: number[]): number => {
+      const i = p.map((t, d) => Math.min(Math.floor(Math.min(Math.max(t, 0), dims[d] - 1)), dims[d] - 1));
+      const fr = p.map((t, d) => Math.min(Math.max(t, 0), dims[d] - 1) - i[d]);
+      const up = i.map((t, d) => Math.min(t + 1, dims[d] - 1));
+      let sum = 0;
+      for (const cz of [0, 1])
+        for (const cy of [0, 1])
+          for (const cx of [0, 1]) {
+            const weight = (cx ? fr[0] : 1 - fr[0]) * (cy ? fr[1] : 1 - fr[1]) * (cz ? fr[2] : 1 - fr[2]);
+            if (weight !== 0) sum += weight * at(cx ? up[0] : i[0], cy ? up[1] : i[1], cz ? up[2] : i[2]);
+          }
+      return sum;
+    };
+    const w = { width: 500, level: 60, invert: true };
+    const a = 0.7;
+    const c: [number, number, number] = [11.3, 9, 17.6];
+    const s = 0.7;
+    for (const b of ['axial', 'coronal', 'sagittal'] as const) {
+      const layout = obliqueLayout(v, { a, b, c });
+      const fixed = layout.fixedAxis;
+      expect(layout.fixedCount, b).toBeGreaterThan(16);
+      const values = new Float32Array(layout.width * layout.height);
+      sampleOblique(v, layout, values);
+      // Rendered into PNG-like rows (stride width + 3, offset 2), windowed.
+      const stride = layout.width + 3;
+      const rows = new Uint8Array(2 + stride * layout.height);
+      renderOblique(v, layout, w, rows, { stride, offset: 2 });
+      const eu =
+        b === 'axial'
+          ? [(Math.cos(a) * s) / 0.9, (-Math.sin(a) * s) / 0.7, 0]
+          : b === 'coronal'
+            ? [(Math.cos(a) * s) / 0.9, 0, (-Math.sin(a) * s) / 1.1]
+            : [0, (Math.cos(a) * s) / 0.7, (-Math.sin(a) * s) / 1.1];
+      const [ci, cj] = layout.center;
+      for (let j = 0; j < layout.height; j++) {
+        for (let i = 0; i < layout.width; i++) {
+          const k = b === 'sagittal' ? j - cj : i - ci;
+          const p = [c[0] + k * eu[0], c[1] + k * eu[1], c[2] + k * eu[2]];
+          p[fixed] = (b === 'sagittal' ? i : j) * layout.fixedStep;
+          const expected = trilinear(p);
+          const got = values[i + layout.width * j];
+          expect(Math.abs(got - expected), `${b} (${i}, ${j})`).toBeLessThan(1e-3 * Math.max(1, Math.abs(expected)));
+          expect(Math.abs(rows[2 + i + stride * j] - windowValue(expected, w)), `${b} (${i}, ${j}) windowed`).toBeLessThanOrEqual(1);
+        }
+      }
     }
   });
 

@@ -58,8 +58,28 @@ export function sampleOrthogonal(v: VoxelGrid, mode: Orientation, target: number
       for (let i = 0; i < nx; i++) out[dst + i] = d[src + i];
     }
   } else {
-    for (let j = 0; j < nz; j++) {
-      let src = target + nx * ny * j;
+    // Each voxel of a sagittal plane sits in its own cache line (the row stride is nx voxels), so
+    // the gather is bound by memory latency. Eight output rows (eight slices) are gathered in one
+    // pass: eight independent loads per step keep more cache misses in flight, about twice as fast
+    // as one row at a time (bench:render).
+    const plane = nx * ny;
+    let j = 0;
+    for (; j + 8 <= nz; j += 8) {
+      let src = target + plane * j;
+      const o = ny * j;
+      for (let i = 0; i < ny; i++, src += nx) {
+        out[o + i] = d[src];
+        out[o + ny + i] = d[src + plane];
+        out[o + 2 * ny + i] = d[src + 2 * plane];
+        out[o + 3 * ny + i] = d[src + 3 * plane];
+        out[o + 4 * ny + i] = d[src + 4 * plane];
+        out[o + 5 * ny + i] = d[src + 5 * plane];
+        out[o + 6 * ny + i] = d[src + 6 * plane];
+        out[o + 7 * ny + i] = d[src + 7 * plane];
+      }
+    }
+    for (; j < nz; j++) {
+      let src = target + plane * j;
       const dst = ny * j;
       for (let i = 0; i < ny; i++, src += nx) out[dst + i] = d[src];
     }
