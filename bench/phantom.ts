@@ -1,15 +1,20 @@
 /**
  * The torso phantom bench/render.ts and bench/codecs.ts measure on: 512 x 512 x 300 Int16 HU,
  * 0.78125 x 0.78125 x 0.625 mm, deterministic; and the series written from it (phantomElements,
- * writePhantomSeries) for bench/codecs.ts, bench/raw.ts and bench/ws.ts.
+ * writePhantomSeries) for bench/codecs.ts, bench/raw.ts, bench/ws.ts and bench/orthanc.ts.
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { imageElements, type WriteOptions, writeDicom } from '../src/dicom/writer.js';
 
 export const NX = 512;
 export const NY = 512;
 export const NZ = 300;
+
+/** Where bench:raw and bench:orthanc keep the phantom stored uncompressed, as series PHANTOM_UID. */
+export const PHANTOM_ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/raw');
+export const PHANTOM_UID = '1.2.826.0.1.3680043.10.1453.700.1';
 
 // ---------------------------------------------------------------------------------------------
 // A torso CT phantom: air, couch, fat, soft tissue, lungs, heart, liver, kidneys, aorta, spine,

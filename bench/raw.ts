@@ -21,10 +21,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inWorker } from './common.js';
-import { NX, NY, NZ, writePhantomSeries } from './phantom.js';
+import { NX, NY, NZ, PHANTOM_ROOT, PHANTOM_UID, writePhantomSeries } from './phantom.js';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../.bench-data/raw');
-const UID = '1.2.826.0.1.3680043.10.1453.700.1';
+const ROOT = PHANTOM_ROOT;
+const UID = PHANTOM_UID;
 const STRATEGIES = ['default', 'huffman', 'rle', 'filtered'] as const;
 
 // Written in a child process, so that the phantom's slices never count in this one's memory.
