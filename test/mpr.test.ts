@@ -170,6 +170,37 @@ describe('orthogonal planes', () => {
     }
   });
 
+  it('renders every plane of every mode in every pixel format as windowValue of its voxels, into placed rows', () => {
+    // 9 x 6 x 5: rows of 9, 6 and 5 pixels (four-pixel steps and what is left), placed at
+    // stride width + 2, offset 3 (bytes between rows must stay as they were).
+    const [nx, ny, nz] = [9, 6, 5];
+    const cases = [
+      { format: PixelFormat.Int16, f: (x: number, y: number, z: number) => x * 97 - y * 211 + z * 53 - 300 },
+      { format: PixelFormat.UInt16, f: (x: number, y: number, z: number) => x * 97 + y * 211 + z * 53 },
+      { format: PixelFormat.Int8, f: (x: number, y: number, z: number) => x * 13 - y * 7 + z * 5 - 40 },
+      { format: PixelFormat.UInt8, f: (x: number, y: number, z: number) => x * 13 + y * 7 + z * 5 },
+      { format: PixelFormat.Float32, f: (x: number, y: number, z: number) => x * 9.75 - y * 21.5 + z * 5.25 },
+    ];
+    const w = { width: 120, level: 10, invert: true };
+    for (const { format, f } of cases) {
+      const vol = makeVolume([nx, ny, nz], [1, 1, 1], f, format);
+      for (const mode of ['axial', 'coronal', 'sagittal'] as const) {
+        const layout = planeLayout(vol, mode);
+        for (let target = 0; target < layout.count; target++) {
+          const stride = layout.width + 2;
+          const out = new Uint8Array(3 + stride * layout.height).fill(77);
+          renderOrthogonal(vol, mode, target, w, out, { stride, offset: 3 });
+          const values = allocateVoxels(format, layout.width * layout.height);
+          sampleOrthogonal(vol, mode, target, values);
+          const expected = new Uint8Array(out.length).fill(77);
+          for (let j = 0; j < layout.height; j++)
+            for (let i = 0; i < layout.width; i++) expected[3 + j * stride + i] = windowValue(values[i + layout.width * j], w);
+          expect(Array.from(out), `format ${format} ${mode} ${target}`).toEqual(Array.from(expected));
+        }
+      }
+    }
+  });
+
   it('refuses a target outside the volume', () => {
     expect(() => sampleOrthogonal(v, 'axial', 4, new Int16Array(6))).toThrow(/target' must be an integer from 0 to 3/);
     expect(() => sampleOrthogonal(v, 'sagittal', -1, new Int16Array(8))).toThrow(CircusError);
@@ -419,6 +450,29 @@ describe('PNG writer', () => {
       expect(png.readUInt32BE(16)).toBe(width);
       expect(png[24]).toBe(8);
       expect(png[25]).toBe(0);
+    }
+  });
+
+  it('Up-filters scanlines in place as byte-by-byte subtraction does, for every width around the 8-byte steps', async () => {
+    let seed = 11;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return (seed >> 16) & 0xff;
+    };
+    for (const width of [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 64, 65]) {
+      const height = 5;
+      const pixels = Uint8Array.from({ length: width * height }, random);
+      // Extremes in every lane: 0 - 255, 255 - 0, 128 - 127, 127 - 128.
+      for (let x = 0; x < width; x++) {
+        pixels[x] = [0, 255, 127, 128][x % 4];
+        pixels[width + x] = [255, 0, 128, 127][x % 4];
+      }
+      const rows = scanlineBuffer(width, height);
+      for (let y = 0; y < height; y++) rows.set(pixels.subarray(y * width, (y + 1) * width), 1 + y * (width + 1));
+      const png = await encodeScanlines(rows, width, height);
+      // The filtered scanlines are those filterRows makes (each byte minus the one above, mod 256).
+      expect(Array.from(rows), `width ${width}`).toEqual(Array.from(filterRows(pixels, width, height, 'up')));
+      expect(Array.from(decode(png).data as Uint8Array), `width ${width}`).toEqual(Array.from(pixels));
     }
   });
 

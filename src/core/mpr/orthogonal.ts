@@ -9,7 +9,7 @@
 import { badParameter } from '../errors.js';
 import type { Volume, VoxelArray, VoxelGrid } from '../volume/volume.js';
 import type { RowPlacement } from './oblique.js';
-import { effectiveWindow, windowInto, type WindowSpec } from './window.js';
+import { effectiveWindow, type WindowSpec, windowLines } from './window.js';
 
 export const ORIENTATIONS = ['axial', 'coronal', 'sagittal'] as const;
 export type Orientation = (typeof ORIENTATIONS)[number];
@@ -98,15 +98,14 @@ export function renderOrthogonal(v: VoxelGrid, mode: Orientation, target: number
   const w = effectiveWindow(v.pixelFormat, window);
   const [nx, ny, nz] = v.dims;
   const { stride, offset } = rows ?? { stride: layout.width, offset: 0 };
-  if (mode === 'axial' && stride === nx && offset === 0) {
-    windowInto(v.data, v.pixelFormat, w, out, nx * ny, nx * ny * target);
-  } else if (mode === 'axial') {
-    for (let j = 0; j < ny; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(offset + stride * j), nx, nx * (j + ny * target));
+  const f = v.pixelFormat;
+  if (mode === 'axial') {
+    windowLines(v.data, f, w, out, nx, ny, nx * ny * target, nx, offset, stride);
   } else if (mode === 'coronal') {
-    for (let j = 0; j < nz; j++) windowInto(v.data, v.pixelFormat, w, out.subarray(offset + stride * j), nx, nx * (target + ny * j));
+    windowLines(v.data, f, w, out, nx, nz, nx * target, nx * ny, offset, stride);
   } else {
     const values = new (v.data.constructor as new (n: number) => VoxelArray)(ny * nz);
     sampleOrthogonal(v, mode, target, values);
-    for (let j = 0; j < nz; j++) windowInto(values, v.pixelFormat, w, out.subarray(offset + stride * j), ny, ny * j);
+    windowLines(values, f, w, out, ny, nz, 0, ny, offset, stride);
   }
 }
