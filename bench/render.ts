@@ -14,7 +14,8 @@
  *    cursor at the centre): sampling (sampleOrthogonal; obliqueLayout + sampleOblique),
  *    windowing (windowInto, ww 400 wl 40), what /mpr runs for both (renderOrthogonal), PNG
  *    encoding with encodePngSync and with encodePng (awaited; its synchronous part, the row
- *    filter, is printed apart since only that part holds the event loop), and the PNG size.
+ *    filter, is printed apart since only that part holds the event loop), renderPng (what a
+ *    rendering worker runs for one request), and the PNG size.
  * 2. PNG settings: row filter (none, sub, up) x deflate strategy (default, filtered, RLE) x level
  *    (1, 3, 6), time of encodePngSync (median of 25 runs per image, the runs of all 27 settings
  *    interleaved, averaged over the images) and size, on windowed CT slices of the phantom (soft
@@ -43,6 +44,7 @@ import { estimatedWindow, PixelFormat, type Volume, type VoxelArray } from '../s
 import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { gzipParallel } from '../src/encode/gzip.js';
 import { DEFAULT_PNG_OPTIONS, encodePng, encodePngSync, filterRows, type PngFilter } from '../src/encode/png.js';
+import { renderPng } from '../src/services/renderJob.js';
 import { voxelDump } from '../src/encode/voxelDump.js';
 import { phantomSlices } from './phantom.js';
 import { fileInstances } from '../src/sources/fileInstance.js';
@@ -169,7 +171,7 @@ async function perImage(v: Volume): Promise<void> {
   console.log(`\n1. Per image, median of ${RUNS} runs after ${WARM} (ms; window ${SOFT.width}/${SOFT.level})`);
   console.log(
     `  ${'plane'.padEnd(24)} ${'size'.padEnd(9)} ${'sample'.padStart(7)} ${'window'.padStart(7)} ${'/mpr rnd'.padStart(8)}` +
-      ` ${'pngSync'.padStart(7)} ${'filter'.padStart(7)} ${'png'.padStart(7)} ${'sum'.padStart(7)} ${'KiB'.padStart(6)}`,
+      ` ${'pngSync'.padStart(7)} ${'filter'.padStart(7)} ${'png'.padStart(7)} ${'sum'.padStart(7)} ${'worker'.padStart(7)} ${'KiB'.padStart(6)}`,
   );
   const typed = (n: number): VoxelArray => new Int16Array(n);
   for (const mode of ['axial', 'coronal', 'sagittal'] as const) {
@@ -188,9 +190,10 @@ async function perImage(v: Volume): Promise<void> {
     const filter = timeSync((i) => filterRows(images[i % 16], l.width, l.height, DEFAULT_PNG_OPTIONS.filter), RUNS, WARM);
     const async = await timeAsync((i) => encodePng(images[i % 16], l.width, l.height), RUNS, WARM);
     const kib = median(images.map((p) => encodePngSync(p, l.width, l.height).length)) / 1024;
+    const worker = timeSync((i) => renderPng({ kind: 'mpr', grid: v, mode, target: target(i), window: SOFT }), RUNS, WARM);
     console.log(
       `  ${mode.padEnd(24)} ${`${l.width}x${l.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${ms(render, 8)} ${ms(sync)} ${ms(filter)} ${ms(async)}` +
-        ` ${ms(render + async)} ${kib.toFixed(1).padStart(6)}`,
+        ` ${ms(render + async)} ${ms(worker)} ${kib.toFixed(1).padStart(6)}`,
     );
   }
   for (const b of ['axial', 'coronal', 'sagittal'] as const) {
@@ -211,16 +214,18 @@ async function perImage(v: Volume): Promise<void> {
     const filter = timeSync(() => filterRows(pixels, layout.width, layout.height, DEFAULT_PNG_OPTIONS.filter), RUNS, WARM);
     const async = await timeAsync(() => encodePng(pixels, layout.width, layout.height), RUNS, WARM);
     const kib = encodePngSync(pixels, layout.width, layout.height).length / 1024;
+    const worker = timeSync(() => renderPng({ kind: 'oblique', grid: v, layout: obliqueLayout(v, { a: 0.5, b, c }), window: SOFT }), RUNS, WARM);
     console.log(
       `  ${`oblique a=0.5 b=${b}`.padEnd(24)} ${`${layout.width}x${layout.height}`.padEnd(9)} ${ms(sample)} ${ms(window)} ${'-'.padStart(8)}` +
-        ` ${ms(sync)} ${ms(filter)} ${ms(async)} ${ms(sample + window + async)} ${kib.toFixed(1).padStart(6)}`,
+        ` ${ms(sync)} ${ms(filter)} ${ms(async)} ${ms(sample + window + async)} ${ms(worker)} ${kib.toFixed(1).padStart(6)}`,
     );
   }
   console.log(
     '  sample: sampleOrthogonal / obliqueLayout+sampleOblique; window: windowInto of the sample; /mpr rnd: renderOrthogonal\n' +
       '  (windowed straight from the volume, what /mpr runs); pngSync: encodePngSync (filter + deflate + chunks); filter: the\n' +
       '  row filter alone (most of what encodePng does on the event loop; its deflate runs on the thread pool); png: encodePng\n' +
-      '  awaited; sum: what one request computes (/mpr rnd, or sample + window, then png).',
+      '  awaited; sum: /mpr rnd, or sample + window, then png; worker: renderPng, what a rendering worker runs for one\n' +
+      '  request (windowed straight into PNG scanlines, Up filter in place, deflate, chunks).',
   );
 }
 

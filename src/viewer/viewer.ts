@@ -296,7 +296,10 @@ export class Viewer {
   /** Called when a pane draws an image. */
   private drawn(): void {
     this.drawOverlays();
-    if (this.allShownAt === null && PANES.every((name) => this.panes[name].image !== null)) this.allShownAt = performance.now();
+    if (this.allShownAt === null && PANES.every((name) => this.panes[name].image !== null)) {
+      this.allShownAt = performance.now();
+      this.prefetch();
+    }
   }
 
   private drawOverlays(): void {
@@ -425,13 +428,16 @@ export class Viewer {
   }
 
   /**
-   * Neighbours of each pane's image, once the volume is loaded: one each side; eight ahead of a
+   * Neighbours of each pane's image, once the volume is loaded and every pane has shown an
+   * image: one each side; eight ahead of a
    * scrolling pane, beginning as far ahead as the pane will have gone by the time an image comes
    * (so a fast scroll meets images that are there), the nearer ones under way let finish.
    */
   private prefetch(): void {
     const { dims, voxelSize, cursor } = this;
-    if (!this.meta || !dims || !voxelSize || !cursor) return;
+    // Not before every pane shows its first image: neighbours would take the server's workers
+    // from the images the user is waiting for.
+    if (!this.meta || !dims || !voxelSize || !cursor || this.allShownAt === null) return;
     const latency = this.store.stats.latencyMs;
     let fast = false;
     const offsets = (name: PaneName): { fetch: number[]; keep: number[] } => {
