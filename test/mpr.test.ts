@@ -171,9 +171,10 @@ describe('orthogonal planes', () => {
   });
 
   it('renders every plane of every mode in every pixel format as windowValue of its voxels, into placed rows', () => {
-    // 9 x 6 x 5: rows of 9, 6 and 5 pixels (four-pixel steps and what is left), placed at
-    // stride width + 2, offset 3 (bytes between rows must stay as they were).
-    const [nx, ny, nz] = [9, 6, 5];
+    // 9 x 6 x 11: rows of 9 and 6 pixels (four-pixel steps and what is left), sagittal planes of
+    // 11 rows (a block of eight slices and three), placed at stride width + 2, offset 3 (bytes
+    // between rows must stay as they were).
+    const [nx, ny, nz] = [9, 6, 11];
     const cases = [
       { format: PixelFormat.Int16, f: (x: number, y: number, z: number) => x * 97 - y * 211 + z * 53 - 300 },
       { format: PixelFormat.UInt16, f: (x: number, y: number, z: number) => x * 97 + y * 211 + z * 53 },
