@@ -686,6 +686,9 @@ suite('viewer in a browser', { timeout: 180_000 }, () => {
           page = await newPage();
           await page.goto(`${b.base}/`);
           await page.locator(`a[href="?series=${BIG.uid}"]`).waitFor();
+          // A person reads the list before choosing: the page and the servers (the one closed
+          // just before, its threads ending) are given a second to settle, as a click would.
+          await new Promise((settle) => setTimeout(settle, 1000));
           await page.click(`a[href="?series=${BIG.uid}"]`);
           await page.waitForFunction(
             () => (window as unknown as { circusViewer?: { allShownAt: number | null } }).circusViewer?.allShownAt != null,
