@@ -4,10 +4,10 @@
  * keeps, without reading the files again.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { tag } from '../src/dicom/tags.js';
 import { createServer, type Server } from '../src/server.js';
@@ -131,6 +131,28 @@ describe('sources list their series', () => {
   it('a data directory without an index: the CIRCUS and hashed layouts, each from its first file', async () => {
     const source = new DataDirectorySource(join(tmp.path, 'data'), null);
     expect(byUid(await source.listSeries())).toEqual([SUMMARY_A, SUMMARY_B]);
+  });
+
+  it('a folder whose first file is rewritten in place is summed up again', async () => {
+    const root = join(tmp.path, 'rewritten');
+    const uid = '1.2.826.0.1.3680043.10.1453.88.9';
+    const write = (name: string) =>
+      writeSeries(join(root, uid), { uid, slices: 2, tweak: (_k, s) => ({ ...s, extra: attributes(name, 'P-9', '20240102', 'Knee') }) });
+    const [first] = write('Before^Name');
+    const source = new DataDirectorySource(root, null);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      expect((await source.listSeries()).map((x) => x.patientName)).toEqual(['Before^Name']);
+      // The same files written again in place with another patient name: no entry is added or
+      // removed, so the folder's mtime stays.
+      const dirTime = statSync(join(root, uid)).mtimeMs;
+      expect(write('After^Name')[0]).toBe(first);
+      expect(statSync(join(root, uid)).mtimeMs).toBe(dirTime);
+      vi.setSystemTime(Date.now() + 5000); // past the two seconds a listing is reused
+      expect((await source.listSeries()).map((x) => x.patientName)).toEqual(['After^Name']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('with the header index: every series of the tree, multi-frame files counted by frames', async () => {

@@ -17,7 +17,7 @@ import { isValidUid } from '../core/uid.js';
 import { readHeader } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
 import { mapLimit } from '../dicom/volumeLoader.js';
-import { FileInstance } from './fileInstance.js';
+import { FileInstance, type FileStamp, sameStamp, stampOf } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 import type { IndexSummary, SeriesIndex } from './seriesIndex.js';
 import type { SeriesInstances, SeriesSource } from './source.js';
@@ -61,11 +61,26 @@ async function listFiles(dir: string): Promise<string[]> {
     .sort(naturalCompare);
 }
 
+/** Whether the file at `path` still has `stamp` (false when it is gone). */
+async function unchanged(path: string, stamp: FileStamp): Promise<boolean> {
+  try {
+    return sameStamp(await stat(path), stamp);
+  } catch {
+    return false;
+  }
+}
+
 export class DataDirectorySource implements SeriesSource {
   readonly root: string;
   private indexing: Promise<IndexSummary> | null = null;
-  /** Summaries of the layouts' series folders, by folder, while the folder's mtime is unchanged. */
-  private readonly folderSummaries = new Map<string, { mtimeMs: number; summary: SeriesSummary | null }>();
+  /**
+   * Summaries of the layouts' series folders, by folder, while the folder's mtime (files added,
+   * removed, renamed) and the stamp of the file summed up (rewritten in place) are unchanged.
+   */
+  private readonly folderSummaries = new Map<
+    string,
+    { mtimeMs: number; summary: SeriesSummary | null; from: { path: string; stamp: FileStamp } | null }
+  >();
   private lastList: { at: number; list: Promise<SeriesSummary[]> } | null = null;
 
   constructor(
@@ -152,22 +167,26 @@ export class DataDirectorySource implements SeriesSource {
       return null;
     }
     const cached = this.folderSummaries.get(dir);
-    if (cached && cached.mtimeMs === mtimeMs) return cached.summary;
+    if (cached && cached.mtimeMs === mtimeMs && (cached.from === null || (await unchanged(cached.from.path, cached.from.stamp))))
+      return cached.summary;
     const files = await listFiles(dir).catch(() => [] as string[]);
     const known = this.index?.headersOf(uid);
     let summary: SeriesSummary | null = null;
+    let from: { path: string; stamp: FileStamp } | null = null;
     for (const path of files.slice(0, SUMMARY_TRIES)) {
       const instance = new FileInstance(path, relative(this.root, path), known?.get(path));
       let header: SliceHeader | undefined;
       try {
+        const stamp = stampOf(await stat(path));
         header = (await instance.knownHeader()) ?? (await readHeader(instance));
+        from = { path, stamp };
       } catch {
         continue;
       }
       summary = summaryOf(uid, header, files.length * header.numberOfFrames);
       break;
     }
-    this.folderSummaries.set(dir, { mtimeMs, summary });
+    this.folderSummaries.set(dir, { mtimeMs, summary, from });
     return summary;
   }
 
