@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CircusError } from '../src/core/errors.js';
+import { Tags } from '../src/dicom/tags.js';
 import { SliceGeometryError, stackSlices } from '../src/core/volume/sliceOrdering.js';
 import type { VoxelArray } from '../src/core/volume/volume.js';
 import { DecodePool } from '../src/dicom/decodePool.js';
@@ -220,6 +221,35 @@ describe('the loader with allowStack', () => {
     expect(v.dims).toEqual([NX, NY, 4]);
     // z: frame 1 and 2 of instance 1, then instance 2 (written second), then instance 3.
     expectImages(v.data, [10, 11, 1, 0]);
+  });
+
+  it('keeps the frames of multi-frame instances without InstanceNumber together, in the order given, after numbered images', async () => {
+    // Cine-like: instances A and B (three frames each, no InstanceNumber) and a numbered
+    // single-frame image, all at one position.
+    const uid = '1.2.3.10';
+    const dir = join(tmp.path, 'cine');
+    const [numbered] = writeSeries(dir, { uid, columns: NX, rows: NY, value, slices: 1, position: () => [0, 0, 7], instanceNumber: () => 5 });
+    const unnumbered = (file: string, first: number) => {
+      writeMultiFrame(join(dir, file), {
+        uid,
+        columns: NX,
+        rows: NY,
+        frames: 3,
+        signed: true,
+        pixelSpacing: [0.5, 0.7],
+        layout: 'classic',
+        position: () => [0, 0, 7],
+        value: (x, y, f) => value(x, y, first + f),
+        tweakElements: (elements) => elements.filter((e) => e.tag !== Tags.InstanceNumber),
+      });
+      return join(dir, file);
+    };
+    const a = unnumbered('a.dcm', 10);
+    const b = unnumbered('b.dcm', 20);
+    const v = await loadVolume(fileInstances([a, b, numbered]), { maxVoxels: 1e8, allowStack: true });
+    expect(v.stack).toBe(true);
+    // The numbered image first, then A's frames, then B's.
+    expectImages(v.data, [0, 10, 11, 12, 20, 21, 22]);
   });
 
   it('opens images without ImagePositionPatient and with ImageOrientationPatient on some only as a stack', async () => {

@@ -603,6 +603,30 @@ suite('viewer in a browser', { timeout: 180_000 }, () => {
     await page.close();
   });
 
+  it('prefetches neighbours once every pane has its first answer, also when one pane can only show a message (413)', async () => {
+    // 0.5 mm pixels under 3 mm slices: the oblique plane is 475 pixels high, over maxImageSide
+    // 128, while the orthogonal planes are at most 80 pixels a side.
+    const thin = new TempDir('circus-rs-viewer-thin-');
+    const uid = '1.2.826.0.1.3680043.10.1453.77.5';
+    writeSeries(join(thin.path, uid), { uid, columns: 32, rows: 32, slices: 80, pixelSpacing: [0.5, 0.5], position: (k) => [0, 0, -3 * k] });
+    const s = await startServer(thin.path, viewerDir, { maxImageSide: 128 });
+    try {
+      const page = await newPage();
+      await page.goto(`${s.base}/?series=${uid}`);
+      for (const pane of ['axial', 'coronal', 'sagittal'] as const) await settled(page, pane);
+      await page.waitForSelector('[data-pane="oblique"][data-state="error"]');
+      expect(await page.textContent('[data-pane="oblique"]')).toMatch(
+        /^.*413: the oblique image would be \d+x\d+ pixels, more than maxImageSide \(128\) a side/,
+      );
+      await page.waitForFunction(() => ((window as unknown as { circusViewer: { prefetched: number } }).circusViewer.prefetched ?? 0) > 0);
+      expect((await viewerStats(page)).allShownAt).toBeNull();
+      await page.close();
+    } finally {
+      await s.server.close();
+      thin.remove();
+    }
+  });
+
   it('under a base path with authentication: no list without allowListing, a series opened with its token', async () => {
     const rs = await startServer(dataDir, viewerDir, { basePath: '/rs', auth: true, tokenSecret: SECRET });
     try {

@@ -94,9 +94,12 @@ interface Slice {
   /**
    * Its place in InstanceNumber order, frames within their instance: InstanceNumber x 10^6 plus
    * the frame number (1 for a single-frame instance), so single- and multi-frame instances of one
-   * series compare on one scale; undefined for a single-frame instance without InstanceNumber.
+   * series compare on one scale; undefined for an instance without InstanceNumber (a stack keeps
+   * those in the order given, after the numbered ones, each instance's frames together).
    */
   stackNumber: number | undefined;
+  /** The number the geometry's ordering breaks ties and picks its direction by: stackNumber, but frames of an unnumbered instance count as instance 0. */
+  geometryNumber: number | undefined;
 }
 
 const orderNumber = (instanceNumber: number | undefined, frameNumber: number): number | undefined =>
@@ -104,13 +107,16 @@ const orderNumber = (instanceNumber: number | undefined, frameNumber: number): n
 
 /** The slices of one instance: one, or one per frame with the frame's own geometry. */
 function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
-  if (!h.frames) return [{ instance, label: instance.name, header: h, frame: 0, stackNumber: orderNumber(h.instanceNumber, 1) }];
+  if (!h.frames) {
+    const n = orderNumber(h.instanceNumber, 1);
+    return [{ instance, label: instance.name, header: h, frame: 0, stackNumber: n, geometryNumber: n }];
+  }
   return h.frames.map((f, i) => ({
     instance,
     label: `${instance.name} frame ${i + 1}`,
     frame: i,
-    // Frames of an instance without InstanceNumber still order by frame number.
-    stackNumber: orderNumber(h.instanceNumber ?? 0, f.frameNumber),
+    stackNumber: orderNumber(h.instanceNumber, f.frameNumber),
+    geometryNumber: orderNumber(h.instanceNumber ?? 0, f.frameNumber),
     header: {
       ...h,
       imagePositionPatient: f.imagePositionPatient ?? h.imagePositionPatient,
@@ -324,7 +330,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
     pixelSpacing: s.header.pixelSpacing,
     imagePositionPatient: s.header.imagePositionPatient,
     imageOrientationPatient: s.header.imageOrientationPatient,
-    instanceNumber: s.stackNumber,
+    instanceNumber: s.geometryNumber,
     sliceThickness: s.header.sliceThickness,
     spacingBetweenSlices: s.header.spacingBetweenSlices,
   }));
@@ -335,7 +341,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
   } catch (err) {
     if (!options.allowStack || !(err instanceof SliceGeometryError)) throw err;
     log(`opened as a stack of images: ${err.message}`);
-    ordering = stackSlices(geometry);
+    ordering = stackSlices(geometry.map((g, i) => ({ ...g, instanceNumber: slices[i].stackNumber })));
     stack = true;
   }
   const ordered = ordering.order.map((i) => slices[i]);

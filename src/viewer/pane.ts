@@ -83,6 +83,8 @@ export class Pane {
   readonly stats: PaneStats = { requested: 0, drawn: 0, cacheHits: 0, maxInFlight: 0, firstDrawAt: null, lastDrawAt: null };
   /** Called after each new image is drawn. */
   onDraw: () => void = () => {};
+  /** Called when the pane shows the server's message instead of an image. */
+  onFail: () => void = () => {};
 
   constructor(
     readonly name: PaneName,
@@ -208,6 +210,7 @@ export class Pane {
     this.canvas.style.visibility = 'hidden';
     this.svg.replaceChildren();
     this.overlayKey = '';
+    this.onFail();
   }
 
   /** Shows a message while there is nothing to draw yet (opening a series). */

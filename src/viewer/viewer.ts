@@ -113,6 +113,8 @@ export class Viewer {
   private readonly obliqueMade = new Map<string, { c: Vec3; angle: number }>();
   /** performance.now() when all four panes first had an image. */
   allShownAt: number | null = null;
+  /** Every pane has had an answer to its first request (see settled). */
+  private firstAnswered = false;
   /** performance.now() when the series was asked for (0 when by the page's own load). */
   readonly openedAt: number;
 
@@ -166,6 +168,7 @@ export class Viewer {
       const pane = new Pane(name, this.store);
       grid.appendChild(pane.el);
       pane.onDraw = () => this.drawn();
+      pane.onFail = () => this.settled();
       this.attach(pane);
       panes[name] = pane;
     }
@@ -296,10 +299,19 @@ export class Viewer {
   /** Called when a pane draws an image. */
   private drawn(): void {
     this.drawOverlays();
-    if (this.allShownAt === null && PANES.every((name) => this.panes[name].image !== null)) {
-      this.allShownAt = performance.now();
-      this.prefetch();
-    }
+    if (this.allShownAt === null && PANES.every((name) => this.panes[name].image !== null)) this.allShownAt = performance.now();
+    this.settled();
+  }
+
+  /**
+   * Once every pane has an answer to its first request (an image, or the server's message: an
+   * oblique plane over maxImageSide is a 413 for good), neighbours may be prefetched.
+   */
+  private settled(): void {
+    if (this.firstAnswered) return;
+    if (!PANES.every((name) => this.panes[name].image !== null || this.panes[name].el.dataset.state === 'error')) return;
+    this.firstAnswered = true;
+    this.prefetch();
   }
 
   private drawOverlays(): void {
@@ -428,16 +440,16 @@ export class Viewer {
   }
 
   /**
-   * Neighbours of each pane's image, once the volume is loaded and every pane has shown an
-   * image: one each side; eight ahead of a
+   * Neighbours of each pane's image, once the volume is loaded and every pane has had an
+   * answer to its first request (see settled): one each side; eight ahead of a
    * scrolling pane, beginning as far ahead as the pane will have gone by the time an image comes
    * (so a fast scroll meets images that are there), the nearer ones under way let finish.
    */
   private prefetch(): void {
     const { dims, voxelSize, cursor } = this;
-    // Not before every pane shows its first image: neighbours would take the server's workers
-    // from the images the user is waiting for.
-    if (!this.meta || !dims || !voxelSize || !cursor || this.allShownAt === null) return;
+    // Not before every pane has its first image (or message): neighbours would take the
+    // server's workers from the images the user is waiting for.
+    if (!this.meta || !dims || !voxelSize || !cursor || !this.firstAnswered) return;
     const latency = this.store.stats.latencyMs;
     let fast = false;
     const offsets = (name: PaneName): { fetch: number[]; keep: number[] } => {
