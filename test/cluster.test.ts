@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { parseExposition, sampleValue } from './fixtures/prometheus.js';
+import { inCi } from './conformance/pydicomEnv.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
@@ -188,8 +189,12 @@ function exited(child: ChildProcess): Promise<void> {
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 
-describe('replicas behind nginx (deploy/nginx.conf)', () => {
-  const nginxPath = findNginx();
+const nginxPath = findNginx();
+// Without nginx the suite is skipped with a message; in CI (where .ci/run installs it) it fails.
+if (!nginxPath && !inCi)
+  console.warn('cluster tests skipped: nginx is not installed (apt-get install nginx; the suite fails instead when CI is set)');
+
+(nginxPath || inCi ? describe : describe.skip)('replicas behind nginx (deploy/nginx.conf)', () => {
   const tmp = new TempDir('circus-rs-cluster-');
   const dataDir = join(tmp.path, 'data');
   let replicas: Replica[] = [];
