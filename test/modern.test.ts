@@ -11,6 +11,7 @@ import { decode } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import type { ProgressiveVolume } from '../src/dicom/progressiveVolume.js';
+import { Tags, tag } from '../src/dicom/tags.js';
 import { createServer, type Server } from '../src/server.js';
 import { HeldSeries } from './fixtures/held.js';
 import { type SeriesSpec, seriesFiles, TempDir, writeSeries } from './fixtures/series.js';
@@ -820,5 +821,137 @@ describe('base path and tokens', () => {
     }
     expect(loadConfig({ flags: { basePath: '/images/rs' }, env: {} }).basePath).toBe('/images/rs');
     expect(loadConfig({ env: {} }).basePath).toBe('');
+  });
+});
+
+describe('rules checked on series written for them', () => {
+  let t: TempDir;
+  let s: Server;
+  const SHUFFLED = '1.2.826.0.1.60';
+  const SPACED = '1.2.826.0.1.61';
+  const U16 = '1.2.826.0.1.62';
+  const U8 = '1.2.826.0.1.63';
+  const I8 = '1.2.826.0.1.64';
+  const WINDOWS = '1.2.826.0.1.65';
+  const PT = '1.2.826.0.1.66';
+  const DERIVED = '1.2.826.0.1.67';
+  const RGB = '1.2.826.0.1.68';
+  const u8 = (x: number, y: number, k: number): number => (x * 17 + y * 29 + k * 41) % 256;
+  const i8 = (x: number, y: number, k: number): number => ((x * 17 + y * 29 + k * 41) % 256) - 128;
+
+  beforeAll(() => {
+    t = new TempDir();
+    const d = (uid: string) => join(t.path, uid);
+    // File names in another order than the slices': IM0 holds slice 3, IM1 slice 0, ...
+    const names = [1, 3, 5, 0, 4, 2];
+    writeSeries(d(SHUFFLED), { ...ctSpec, uid: SHUFFLED, fileName: (k) => `IM${names[k]}.dcm` });
+    // SpacingBetweenSlices says 9; the positions are 2.5 apart.
+    writeSeries(d(SPACED), { ...ctSpec, uid: SPACED, spacingBetweenSlices: 9 });
+    writeSeries(d(U16), { ...ctSpec, uid: U16, bitsStored: 16, rescaleIntercept: () => 0 });
+    writeSeries(d(U8), { ...ctSpec, uid: U8, bitsAllocated: 8, bitsStored: 8, signed: false, value: u8, rescaleIntercept: () => 0 });
+    writeSeries(d(I8), { ...ctSpec, uid: I8, bitsAllocated: 8, bitsStored: 8, signed: true, value: i8, rescaleIntercept: () => 0 });
+    // The first image's window differs from the others'.
+    writeSeries(d(WINDOWS), { ...ctSpec, uid: WINDOWS, tweak: (k, sp) => (k === 0 ? sp : { ...sp, windowCenter: 100, windowWidth: 50 }) });
+    writeSeries(d(PT), { ...ctSpec, uid: PT, tweak: (_k, sp) => ({ ...sp, modality: 'PT' }) });
+    writeSeries(d(DERIVED), {
+      ...ctSpec,
+      uid: DERIVED,
+      tweak: (_k, sp) => ({ ...sp, extra: [{ tag: tag(0x0008, 0x0008), vr: 'CS', value: 'DERIVED\\SECONDARY\\AXIAL' }] }),
+    });
+    // Colour: three samples a pixel.
+    writeSeries(d(RGB), {
+      ...ctSpec,
+      uid: RGB,
+      bitsAllocated: 8,
+      bitsStored: 8,
+      rescaleIntercept: () => 0,
+      tweak: (_k, sp) => ({
+        ...sp,
+        pixels: new Uint8Array(NX * NY * 3).fill(7),
+        extra: [
+          { tag: Tags.SamplesPerPixel, vr: 'US', value: 3 },
+          { tag: Tags.PhotometricInterpretation, vr: 'CS', value: 'RGB' },
+          { tag: Tags.PlanarConfiguration, vr: 'US', value: 0 },
+        ],
+      }),
+    });
+    s = createServer(loadConfig({ flags: { dataDir: t.path, renderWorkers: 1, decodeWorkers: 1 }, env: {} }), { useIndex: false });
+  });
+  afterAll(async () => {
+    await s.close();
+    t.remove();
+  });
+
+  it('numbers images in slice order, not in file-name order', async () => {
+    // Image 2 (1-based) is slice z = 1, whatever file holds it.
+    const one = ok(await get(`/series/${SHUFFLED}/volume?start=2&end=2&delta=1`, {}, s));
+    expect(one.rawPayload.equals(int16Bytes([1]))).toBe(true);
+    expect(ok(await get(`/series/${SHUFFLED}/volume`, {}, s)).rawPayload.equals(int16Bytes(slicesOf()))).toBe(true);
+  });
+
+  it('voxelSize z is the distance between the images, not SpacingBetweenSlices', async () => {
+    expect(ok(await get(`/series/${SPACED}/metadata`, {}, s)).json().voxelSize).toEqual([0.5, 0.7, 2.5]);
+  });
+
+  it('pixelFormat names the stored type after the modality LUT, and /volume sends 1 byte a voxel for 8-bit series', async () => {
+    expect(ok(await get(`/series/${U16}/metadata`, {}, s)).json().pixelFormat).toBe('uint16');
+    for (const [uid, format, f] of [
+      [U8, 'uint8', u8],
+      [I8, 'int8', i8],
+    ] as const) {
+      expect(ok(await get(`/series/${uid}/metadata`, {}, s)).json().pixelFormat).toBe(format);
+      const res = ok(await get(`/series/${uid}/volume`, {}, s));
+      expect(res.headers['content-length']).toBe(String(NX * NY * NZ));
+      const expected = Buffer.alloc(NX * NY * NZ);
+      let o = 0;
+      for (let z = 0; z < NZ; z++) for (const v of sliceValues(z, f)) o = format === 'int8' ? expected.writeInt8(v, o) : expected.writeUInt8(v, o);
+      expect(res.rawPayload.equals(expected)).toBe(true);
+    }
+  });
+
+  it('dicomWindow is the first image’s', async () => {
+    expect(ok(await get(`/series/${WINDOWS}/metadata`, {}, s)).json().dicomWindow).toEqual({ level: 40, width: 400 });
+  });
+
+  it('mode is 3d for a PT volume and for a DERIVED CT that forms a volume', async () => {
+    expect(ok(await get(`/series/${PT}/metadata`, {}, s)).json().mode).toBe('3d');
+    expect(ok(await get(`/series/${DERIVED}/metadata`, {}, s)).json().mode).toBe('3d');
+  });
+
+  it('a colour series is 422 with the status body', async () => {
+    const res = await get(`/series/${RGB}/metadata`, {}, s);
+    expect(res.statusCode, res.body.slice(0, 300)).toBe(422);
+    expect(res.json()).toMatchObject({ status: 'ng' });
+    expect(res.json().message).toMatch(/RGB|colour|color|SamplesPerPixel|samples/i);
+  });
+
+  it('a stack is served by /scan as the volume its images make, in InstanceNumber order', async () => {
+    const p: Plane = { origin: [0, 0, 0], xAxis: [NX, 0, 0], yAxis: [0, NY, 0], w: NX, h: NY };
+    for (const z of [0, 2, 5]) {
+      const plane = { ...p, origin: [0, 0, z + 0.5] as V3 };
+      const got = int16s(ok(await get(scanUrl(STACK, plane))).rawPayload);
+      // Image z of the stack is written image NZ - 1 - z (InstanceNumber NZ - k).
+      const counts = checkValues(
+        got,
+        plane,
+        Array.from({ length: NZ }, (_, q) => NZ - 1 - q),
+        false,
+      );
+      expect(counts.inside).toBe(NX * NY);
+    }
+  });
+
+  it('sid is at most 64 characters', async () => {
+    const long = `1.${'2'.repeat(63)}`;
+    expect(long.length).toBe(65);
+    expectNg(await get(`/series/${long}/metadata`, {}, s), 400, /path parameter 'sid' must be a DICOM UID/);
+    const max = long.slice(0, 64);
+    expectNg(await get(`/series/${max}/metadata`, {}, s), 404, /./);
+  });
+
+  it('/token exists only when authentication is on', async () => {
+    const res = await get(`/token?series=${CT}`, {}, s);
+    expect(res.statusCode).toBe(404);
+    expect(res.body).not.toMatch(/"token"/);
   });
 });
