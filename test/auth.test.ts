@@ -209,11 +209,14 @@ describe('authentication mode over HTTP', () => {
     expect(viaOther.statusCode).toBe(403);
   });
 
-  it('tokens expire (ttl from the config, the clock injected)', async () => {
+  it('tokens expire at a fixed time after issue, used or not (ttl from the config, the clock injected)', async () => {
     const s = start({ tokenTtl: 1 });
     const t = await token(s);
     expect((await request(s, `/metadata?series=${DEFAULT_UID}&token=${t}`)).statusCode).toBe(200);
-    now += 1000;
+    // Used 600 ms later: still good, and that use does not push the expiry back.
+    now += 600;
+    expect((await request(s, `/metadata?series=${DEFAULT_UID}&token=${t}`)).statusCode).toBe(200);
+    now += 400;
     const res = await request(s, `/metadata?series=${DEFAULT_UID}&token=${t}`);
     expect(res.statusCode).toBe(401);
     expect(res.json().message).toMatch(/expired/);
