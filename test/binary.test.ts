@@ -12,6 +12,7 @@ import { imageElements, writeDicom, type WriteElement } from '../src/dicom/write
 import { windowFor } from '../src/http/render.js';
 import { createServer, type Server } from '../src/server.js';
 import { fileInstances } from '../src/sources/fileInstance.js';
+import { combinedBlocks } from './fixtures/combined.js';
 import { TempDir, writeMultiFrame, writeSeries, type SeriesSpec } from './fixtures/series.js';
 
 // A 5 x 3 x 4 mask: 15 voxels a slice, not a multiple of 8, so packed slices and frames do not
@@ -98,21 +99,6 @@ function packText(bits: number[]): number[] {
 }
 
 const sliceBits = (z: number): number[] => MASK[z].join('').split('').map(Number);
-
-/** Splits a combined stream into its blocks. */
-function blocks(raw: Buffer): { json: Record<string, unknown>; binary: Buffer | null; binaryLength: number }[] {
-  const out = [];
-  for (let o = 0; o < raw.length; ) {
-    const jsonLength = raw.readInt32LE(o);
-    const binaryLength = raw.readInt32LE(o + 4);
-    const json = JSON.parse(raw.toString('utf8', o + 8, o + 8 + jsonLength)) as Record<string, unknown>;
-    o += 8 + jsonLength;
-    const binary = binaryLength > 0 ? raw.subarray(o, o + binaryLength) : null;
-    if (binary) o += binaryLength;
-    out.push({ json, binary, binaryLength });
-  }
-  return out;
-}
 
 const WINDOWS = ['', '&ww=400&wl=40', '&ww=3000&wl=-1000', '&ww=1&wl=0', '&ww=0.001&wl=7'];
 
@@ -245,7 +231,7 @@ describe('BitsAllocated 1 over HTTP', () => {
   it('/raw format=combined: each slice packed on its own, ceil(15 / 8) = 2 bytes', async () => {
     const res = await get(`/raw?series=${UID}`);
     expect(res.statusCode).toBe(200);
-    const b = blocks(gunzipSync(res.rawPayload));
+    const b = combinedBlocks(gunzipSync(res.rawPayload));
     expect(b).toHaveLength(NZ + 2);
     expect(b[0]).toEqual({ binaryLength: -1, binary: null, json: { width: NX, height: NY, depth: NZ, dataType: 4 } });
     for (let z = 0; z < NZ; z++) {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { windowValue } from '../src/core/mpr/window.js';
 import { createServer, type Server } from '../src/server.js';
+import { combinedBlocks } from './fixtures/combined.js';
 import { DEFAULT_UID, TempDir, writeSeries } from './fixtures/series.js';
 
 // A 6 x 5 x 4 series: stored value x + 10 y + 100 k (k = writing order = z, head first),
@@ -199,25 +200,6 @@ describe('/oblique', () => {
   });
 });
 
-/** Splits a combined stream into its blocks. */
-function blocks(raw: Buffer): { json: Record<string, unknown>; binary: Buffer | null; binaryLength: number }[] {
-  const out = [];
-  let o = 0;
-  while (o < raw.length) {
-    const jsonLength = raw.readInt32LE(o);
-    const binaryLength = raw.readInt32LE(o + 4);
-    const json = JSON.parse(raw.toString('utf8', o + 8, o + 8 + jsonLength)) as Record<string, unknown>;
-    o += 8 + jsonLength;
-    let binary: Buffer | null = null;
-    if (binaryLength > 0) {
-      binary = raw.subarray(o, o + binaryLength);
-      o += binaryLength;
-    }
-    out.push({ json, binary, binaryLength });
-  }
-  return out;
-}
-
 describe('/raw', () => {
   it('streams the combined format, block by block equal to the volume', async () => {
     for (const attempt of ['first', 'cached']) {
@@ -225,7 +207,7 @@ describe('/raw', () => {
       expect(res.statusCode, attempt).toBe(200);
       expect(res.headers['content-type']).toBe('application/octet-stream');
       expect(res.headers['content-encoding']).toBe('gzip');
-      const b = blocks(gunzipSync(res.rawPayload));
+      const b = combinedBlocks(gunzipSync(res.rawPayload));
       expect(b).toHaveLength(NZ + 2);
       expect(b[0]).toMatchObject({ binaryLength: -1, json: { width: NX, height: NY, depth: NZ, dataType: 3 } });
       for (let z = 0; z < NZ; z++) {
