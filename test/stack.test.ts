@@ -154,6 +154,27 @@ describe('stackSlices', () => {
   });
 });
 
+/**
+ * A multi-frame instance of NX x NY images at [0, 0, 7] (where the single-frame tests put theirs):
+ * frame f holds image `first + f` of `value`; InstanceNumber 1, or none when `numbered` is false.
+ * Returns its path.
+ */
+function writeFramesAtOnePlace(path: string, uid: string, frames: number, first: number, numbered = true): string {
+  writeMultiFrame(path, {
+    uid,
+    columns: NX,
+    rows: NY,
+    frames,
+    signed: true,
+    pixelSpacing: [0.5, 0.7],
+    layout: 'classic',
+    position: () => [0, 0, 7],
+    value: (x, y, f) => value(x, y, first + f),
+    tweakElements: numbered ? undefined : (elements) => elements.filter((e) => e.tag !== Tags.InstanceNumber),
+  });
+  return path;
+}
+
 describe('the loader with allowStack', () => {
   it('opens mixed orientations as a stack in InstanceNumber order, whatever the file order', async () => {
     const paths = write('1.2.3.1', { ...LOCALIZER, pixelSpacing: [0.8, 0.6] });
@@ -204,18 +225,7 @@ describe('the loader with allowStack', () => {
     const uid = '1.2.3.9';
     const dir = join(tmp.path, 'mixed');
     const singles = writeSeries(dir, { uid, columns: NX, rows: NY, value, slices: 2, position: () => [0, 0, 7], instanceNumber: (k) => [3, 2][k] });
-    const multi = join(dir, 'multi.dcm');
-    writeMultiFrame(multi, {
-      uid,
-      columns: NX,
-      rows: NY,
-      frames: 2,
-      signed: true,
-      pixelSpacing: [0.5, 0.7],
-      layout: 'classic',
-      position: () => [0, 0, 7],
-      value: (x, y, f) => value(x, y, 10 + f),
-    });
+    const multi = writeFramesAtOnePlace(join(dir, 'multi.dcm'), uid, 2, 10);
     const v = await loadVolume(fileInstances([...singles, multi]), { maxVoxels: 1e8, allowStack: true });
     expect(v.stack).toBe(true);
     expect(v.dims).toEqual([NX, NY, 4]);
@@ -229,23 +239,8 @@ describe('the loader with allowStack', () => {
     const uid = '1.2.3.10';
     const dir = join(tmp.path, 'cine');
     const [numbered] = writeSeries(dir, { uid, columns: NX, rows: NY, value, slices: 1, position: () => [0, 0, 7], instanceNumber: () => 5 });
-    const unnumbered = (file: string, first: number) => {
-      writeMultiFrame(join(dir, file), {
-        uid,
-        columns: NX,
-        rows: NY,
-        frames: 3,
-        signed: true,
-        pixelSpacing: [0.5, 0.7],
-        layout: 'classic',
-        position: () => [0, 0, 7],
-        value: (x, y, f) => value(x, y, first + f),
-        tweakElements: (elements) => elements.filter((e) => e.tag !== Tags.InstanceNumber),
-      });
-      return join(dir, file);
-    };
-    const a = unnumbered('a.dcm', 10);
-    const b = unnumbered('b.dcm', 20);
+    const a = writeFramesAtOnePlace(join(dir, 'a.dcm'), uid, 3, 10, false);
+    const b = writeFramesAtOnePlace(join(dir, 'b.dcm'), uid, 3, 20, false);
     const v = await loadVolume(fileInstances([a, b, numbered]), { maxVoxels: 1e8, allowStack: true });
     expect(v.stack).toBe(true);
     // The numbered image first, then A's frames, then B's.
