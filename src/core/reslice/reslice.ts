@@ -1,0 +1,92 @@
+/**
+ * One reslice core for every plane the server samples: orthogonal (/mpr), oblique (/oblique)
+ * and the current API's /scan. A plane is an origin and two steps in voxel index coordinates
+ * (pixel (i, j) samples origin + j * row + i * col); what is read there (the interpolation, and
+ * what the volume's edges mean) and what is made of each sample (windowed into 8 bits, or the
+ * value itself) are chosen once per image. The image is then marched a block of rows at a time:
+ * a sampler fills the block's values, and the output stage windows or stores them. A step that
+ * combines several samples per pixel (slab projections, rays) goes between the two.
+ *
+ * Policy:
+ * - Samplers are picked by the plane's shape, fastest first; each keeps the arithmetic of the
+ *   sampling it replaces, so images stay the same to the byte (see samplers.ts):
+ *   - axis-aligned planes through voxel centres (orthogonal planes) read voxels as they are:
+ *     runs of the volume in place where rows are contiguous, gathered otherwise;
+ *   - planes with one step along a single volume axis and the other across it (oblique planes)
+ *     precompute their interpolation per column and per row;
+ *   - any other plane (scan) interpolates every pixel on its own.
+ * - Edges: 'clamp' (voxel centres at integer coordinates; a coordinate is clamped into the
+ *   volume, so edge voxels extend beyond it) or 'zero' (the scan convention: voxel i covers
+ *   [i, i + 1); a sample outside the volume is 0 in the output, whatever the output is).
+ * - Output: 'window' writes 8-bit pixels through the window (a lookup table for voxels of an
+ *   integer format, the formula for interpolated or Float32 values); 'values' stores the
+ *   samples in the output's own type (interpolated ones rounded half up when `round` is set).
+ */
+import { checkWindow, formulaLines, tableLines, windowTable } from '../mpr/window.js';
+import type { VoxelGrid } from '../volume/volume.js';
+import { samplerFor } from './samplers.js';
+import type { ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows } from './types.js';
+
+export type { Edges, Interpolation, Placement, ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows, Sampler } from './types.js';
+
+/** Samples `plane` of `source` into `output`, a block of rows at a time. */
+export function reslice(source: ResliceSource, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput): void {
+  const sampler = samplerFor(source, plane, options, output);
+  const emit = outputStage(source.grid, plane.width, output);
+  for (let j0 = 0; j0 < plane.height; j0 += sampler.block) {
+    const count = Math.min(sampler.block, plane.height - j0);
+    emit(sampler.sample(j0, count), j0, count);
+  }
+}
+
+type Emit = (rows: SampledRows, j0: number, count: number) => void;
+
+function outputStage(grid: VoxelGrid, width: number, output: ResliceOutput): Emit {
+  if (output.kind === 'values') {
+    const { out } = output;
+    const round = output.round === true;
+    return (rows, j0, count) => {
+      const { values, start, stride, spans } = rows;
+      if (values === out && start === j0 * width && stride === width && spans === null) return; // sampled in place
+      const rounding = round && !rows.raw;
+      for (let r = 0; r < count; r++) {
+        const o = (j0 + r) * width;
+        const s = start + r * stride;
+        const lo = spans ? spans.lo[r] : 0;
+        const hi = spans ? spans.hi[r] : width;
+        if (lo > 0) out.fill(0, o, o + lo);
+        if (hi < width) out.fill(0, o + Math.max(hi, lo), o + width);
+        if (rounding) for (let i = lo; i < hi; i++) out[o + i] = Math.floor(values[s + i] + 0.5);
+        else for (let i = lo; i < hi; i++) out[o + i] = values[s + i];
+      }
+    };
+  }
+  const { out, window } = output;
+  const stride = output.stride ?? width;
+  const offset = output.offset ?? 0;
+  checkWindow(window);
+  const lut = windowTable(grid.pixelFormat, window);
+  return (rows, j0, count) => {
+    const { values, start, spans } = rows;
+    const useTable = rows.raw && lut !== null;
+    if (spans === null) {
+      if (useTable) tableLines(lut, values, out, width, count, start, rows.stride, offset + j0 * stride, stride);
+      else formulaLines(window, values, out, width, count, start, rows.stride, offset + j0 * stride, stride);
+      return;
+    }
+    for (let r = 0; r < count; r++) {
+      const o = offset + (j0 + r) * stride;
+      const lo = spans.lo[r];
+      const hi = spans.hi[r];
+      if (hi <= lo) {
+        out.fill(0, o, o + width);
+        continue;
+      }
+      if (lo > 0) out.fill(0, o, o + lo);
+      if (hi < width) out.fill(0, o + hi, o + width);
+      const s = start + r * rows.stride + lo;
+      if (useTable) tableLines(lut, values, out, hi - lo, 1, s, 0, o + lo, 0);
+      else formulaLines(window, values, out, hi - lo, 1, s, 0, o + lo, 0);
+    }
+  };
+}
