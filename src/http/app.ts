@@ -29,28 +29,8 @@ import { statusRoute } from './routes/status.js';
 import { registerVolumeSocket } from './routes/volumeSocket.js';
 
 export interface AppDeps {
-  config: Pick<
-    Config,
-    | 'corsOrigin'
-    | 'development'
-    | 'maxImageSide'
-    | 'gzipLevel'
-    | 'gzipStrategy'
-    | 'auth'
-    | 'tokenIssuers'
-    | 'trustProxy'
-    | 'requestTimeoutMs'
-    | 'maxUrlLength'
-    | 'basePath'
-    | 'wsMaxTransfersPerSocket'
-    | 'wsMaxSocketsPerAddress'
-    | 'wsMaxMessageBytes'
-    | 'wsIdleTimeoutMs'
-    | 'viewer'
-    | 'allowListing'
-    | 'listLimit'
-    | 'instanceName'
-  >;
+  /** The server's options (the app reads those of its routes, limits and headers). */
+  config: Config;
   volumes: VolumeService;
   /** The byte-budget cache and its regions (volumes, volume streams, rendered images). */
   cache: CacheRegions;

@@ -5,23 +5,9 @@
  * searches and pages them with `orderSummaries` and `searchSummaries`.
  */
 import type { SliceHeader } from '../dicom/sliceHeader.js';
+import type { SeriesSummary } from '../wire/seriesList.js';
 
-export interface SeriesSummary {
-  seriesUid: string;
-  studyUid: string | null;
-  /** DICOM PN as written (`Family^Given`). */
-  patientName: string | null;
-  patientId: string | null;
-  /** `YYYY-MM-DD` when StudyDate is a DICOM date (`YYYYMMDD`), else as written. */
-  studyDate: string | null;
-  studyDescription: string | null;
-  seriesDescription: string | null;
-  modality: string | null;
-  /** Images in the series: every frame of every instance. */
-  images: number;
-  rows: number;
-  columns: number;
-}
+export type { SeriesSummary } from '../wire/seriesList.js';
 
 const text = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
 

@@ -4,28 +4,8 @@
  * on its series. When the server does not list series (authentication on without
  * `allowListing`) the page says why, and a series can still be opened by its UID.
  */
+import type { SeriesPage, SeriesSummary } from '../wire/seriesList.js';
 import { Api, ApiError, isAbort } from './api.js';
-
-export interface SeriesEntry {
-  seriesUid: string;
-  studyUid: string | null;
-  patientName: string | null;
-  patientId: string | null;
-  studyDate: string | null;
-  studyDescription: string | null;
-  seriesDescription: string | null;
-  modality: string | null;
-  images: number;
-  rows: number;
-  columns: number;
-}
-
-export interface SeriesPage {
-  total: number;
-  offset: number;
-  limit: number;
-  series: SeriesEntry[];
-}
 
 const PAGE = 200;
 
@@ -187,7 +167,7 @@ export class SeriesBrowser {
     this.root.dataset.total = String(page.total);
   }
 
-  private row(s: SeriesEntry): void {
+  private row(s: SeriesSummary): void {
     const row = this.body.insertRow();
     row.dataset.series = s.seriesUid;
     cell(row, personName(s.patientName), 'patient');

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { badParameter, CircusError } from '../../core/errors.js';
 import { orderSummaries, searchSummaries } from '../../sources/summary.js';
+import type { SeriesPage } from '../../wire/seriesList.js';
 import { numberParam, type Query } from '../params.js';
 
 /** A whole number of at least `min` (400 otherwise); undefined when absent. */
@@ -37,6 +38,7 @@ export async function seriesListRoute(app: FastifyInstance): Promise<void> {
     const source = app.deps.listSource;
     if (!source?.listSeries) throw new CircusError('NOT_FOUND', 'this server cannot list the series of its source');
     const found = orderSummaries(searchSummaries(await source.listSeries(), query));
-    return { total: found.length, offset, limit, series: found.slice(offset, offset + limit) };
+    const page: SeriesPage = { total: found.length, offset, limit, series: found.slice(offset, offset + limit) };
+    return page;
   });
 }
