@@ -49,6 +49,10 @@ function outputStage(grid: VoxelGrid, width: number, output: ResliceOutput): Emi
       const { values, start, stride, spans } = rows;
       if (values === out && start === j0 * width && stride === width && spans === null) return; // sampled in place
       const rounding = round && !rows.raw;
+      if (!rounding && spans === null && stride === width && values.constructor === out.constructor) {
+        out.set(values.subarray(start, start + count * width) as typeof out, j0 * width); // a copy of memory
+        return;
+      }
       for (let r = 0; r < count; r++) {
         const o = (j0 + r) * width;
         const s = start + r * stride;
