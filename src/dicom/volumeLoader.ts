@@ -1,5 +1,5 @@
 /**
- * Builds one Volume from the instances of a series (files, buffers: see sources/source.ts),
+ * Builds one Volume from the instances of a series (files, buffers: see instance.ts),
  * slice by slice, so that a slice can be shown before the whole volume is there.
  *
  * 1. Header pass: headers of every instance are read (first kilobytes only); instances that are
@@ -50,7 +50,7 @@ import { CircusError, isSourceFailure, tooLarge, unprocessable } from '../core/e
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices, SliceGeometryError, type SliceGeometryInput, type SliceOrdering, stackSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
-import type { Instance } from '../sources/source.js';
+import type { Instance } from './instance.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { canDecode } from './codecs.js';
 import { DecodeError, type DecodePool } from './decodePool.js';

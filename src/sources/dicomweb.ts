@@ -40,7 +40,8 @@ import { isValidUid } from '../core/uid.js';
 import { type InstanceCache, type InstanceCacheStats, type SeriesManifest, sopInstanceUidOf } from './instanceCache.js';
 import { boundaryOf, MultipartError, parseContentType, readMultipart } from './multipart.js';
 import { FileInstance } from './fileInstance.js';
-import type { Instance, SeriesInstances, SeriesSource, WorkerInput } from './source.js';
+import type { Instance, WorkerInput } from '../dicom/instance.js';
+import type { SeriesInstances, SeriesSource } from './source.js';
 import { type SeriesSummary, studyDateText } from './summary.js';
 
 export interface DicomwebOptions {

@@ -5,7 +5,8 @@
  */
 import { parseDicom } from '../dicom/parser.js';
 import { readSliceHeader, type SliceHeader } from '../dicom/sliceHeader.js';
-import type { Instance, SeriesInstances, SeriesSource, WorkerInput } from './source.js';
+import type { Instance, WorkerInput } from '../dicom/instance.js';
+import type { SeriesInstances, SeriesSource } from './source.js';
 import { type SeriesSummary, summaryOf } from './summary.js';
 
 export class MemoryInstance implements Instance {

@@ -1,41 +1,11 @@
 /**
  * Where series come from. A source resolves a series UID to its instances; an instance is a
- * provider of bytes, wherever they live (a file, memory, a PACS). Nothing downstream of a
- * source (the volume loader, the file reader, the decoding workers) sees a file path unless an
- * instance chooses to hand one to a worker thread as the cheapest way to reach its bytes.
+ * provider of bytes (`Instance`, the port the reader owns in src/dicom/instance.ts), wherever
+ * they live (a file, memory, a PACS). Sources depend on the reader, never the other way.
  */
 
-import type { SliceHeader } from '../dicom/sliceHeader.js';
+import type { Instance } from '../dicom/instance.js';
 import type { SeriesSummary } from './summary.js';
-
-/** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
-export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
-
-/**
- * One DICOM instance (Part 10 file or bare dataset) as bytes. An instance whose bytes are
- * remote (a PACS) rejects its reads with a CircusError BAD_GATEWAY or GATEWAY_TIMEOUT
- * (`isSourceFailure`) when it cannot get them: the load fails with that error.
- */
-export interface Instance {
-  /** How the instance is named in messages (a path below the data directory, a name given in memory). */
-  readonly name: string;
-  /**
-   * Reads up to `target.length` bytes starting at byte `position` of the instance into
-   * `target` (from `targetOffset`); resolves to the number of bytes read, fewer only at its end.
-   */
-  read(target: Buffer, position: number, targetOffset?: number, length?: number): Promise<number>;
-  /** The size of the instance in bytes. */
-  size(): Promise<number>;
-  /** Every byte of the instance. */
-  bytes(): Promise<Buffer>;
-  /** What a decoding worker is given to read the same bytes. */
-  forWorker(): Promise<WorkerInput>;
-  /**
-   * The instance's slice header when the source already knows it (an index read it before and
-   * the instance has not changed since); undefined when it must be read.
-   */
-  knownHeader?(): Promise<SliceHeader | undefined>;
-}
 
 /** The instances of one series as a source found them. */
 export interface SeriesInstances {
