@@ -42,7 +42,8 @@ import { boundaryOf, MultipartError, parseContentType, readMultipart } from './m
 import { FileInstance } from './fileInstance.js';
 import type { Instance, WorkerInput } from '../dicom/instance.js';
 import type { SeriesInstances, SeriesSource } from './source.js';
-import { type SeriesSummary, studyDateText } from './summary.js';
+import { LIST_REUSE_MS, type SeriesSummary, studyDateText } from './summary.js';
+import { Limiter, reuseFor } from '../util/async.js';
 
 export interface DicomwebOptions {
   /** Base URL of the DICOMweb service (QIDO-RS and WADO-RS), such as http://pacs:8042/dicom-web. */
@@ -79,8 +80,6 @@ export interface DicomwebStats {
 
 /** Most series `listSeries` gives (a PACS may hold millions: the list is for browsing, not an inventory). */
 export const MAX_LISTED = 10_000;
-/** How long one listing answers the next ones, in ms. */
-const LIST_REUSE_MS = 2000;
 
 const ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const ACCEPT_JSON = 'application/dicom+json, application/json';
@@ -100,25 +99,6 @@ const TAG = {
   Rows: '00280010',
   Columns: '00280011',
 } as const;
-
-/** At most `limit` calls at once, the others waiting in arrival order. */
-class Limiter {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 
@@ -296,13 +276,14 @@ export class SeriesRetrieval {
 }
 
 export class DicomwebSource implements SeriesSource {
+  /** The listing, reused for LIST_REUSE_MS. */
+  private readonly listing = reuseFor(LIST_REUSE_MS, () => this.listAll());
   /** The base URL without a trailing slash. */
   readonly url: string;
   private readonly headers: [string, string][];
   private readonly limiter: Limiter;
   private readonly counts: DicomwebStats = { requests: 0, failures: 0, retrieved: 0, retrievedBytes: 0, fromCache: 0 };
   private readonly log: (message: string) => void;
-  private lastList: { at: number; list: Promise<SeriesSummary[]> } | null = null;
 
   constructor(private readonly options: DicomwebOptions) {
     const url = new URL(options.url);
@@ -647,14 +628,7 @@ export class DicomwebSource implements SeriesSource {
    * A listing is reused for two seconds, so a search typed key by key asks the PACS once.
    */
   listSeries(): Promise<SeriesSummary[]> {
-    const now = Date.now();
-    if (this.lastList && now - this.lastList.at < LIST_REUSE_MS) return this.lastList.list;
-    const list = this.listAll();
-    this.lastList = { at: now, list };
-    list.catch(() => {
-      if (this.lastList?.list === list) this.lastList = null;
-    });
-    return list;
+    return this.listing();
   }
 
   private async listAll(): Promise<SeriesSummary[]> {
