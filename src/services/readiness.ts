@@ -11,13 +11,6 @@ import { withinTime } from '../util/async.js';
 /** Why the server cannot serve now, or null when it can. */
 export type ReadinessCheck = () => Promise<string | null>;
 
-/** A source that can say whether it is reachable (a remote archive); sources without it are taken as reachable. */
-export interface ProbedSource extends SeriesSource {
-  readiness(): Promise<string | null>;
-}
-
-export const hasReadiness = (source: SeriesSource): source is ProbedSource => typeof (source as Partial<ProbedSource>).readiness === 'function';
-
 /** Longest a check may take before it counts as failed. */
 export const READINESS_TIMEOUT_MS = 2000;
 
@@ -56,7 +49,7 @@ export function serverReadiness(options: { indexError: () => string | null; data
       if (problem) return problem;
     }
     const { source } = options;
-    if (hasReadiness(source)) return withinTime('the series source', () => source.readiness(), READINESS_TIMEOUT_MS);
-    return null;
+    if (!source.readiness) return null;
+    return withinTime('the series source', () => source.readiness!(), READINESS_TIMEOUT_MS);
   };
 }

@@ -21,4 +21,10 @@ export interface SeriesSource {
    * cannot enumerate their series leave it out (a DICOMweb PACS lists through QIDO-RS).
    */
   listSeries?(): Promise<SeriesSummary[]>;
+  /**
+   * Why the source cannot serve now (a remote archive that cannot be reached, refuses the
+   * credentials, answers garbage), a sentence for the operator, or null when it can. Sources
+   * without it (a folder, memory) are taken as able to serve; /health/ready bounds its time.
+   */
+  readiness?(): Promise<string | null>;
 }
