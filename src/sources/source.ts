@@ -7,10 +7,25 @@
 import type { Instance } from '../dicom/instance.js';
 import type { SeriesSummary } from './summary.js';
 
+/** An instance as a source hands it out: the reader's Instance, and what the source knows of it. */
+export interface SourceInstance extends Instance {
+  /**
+   * Its SOP Instance UID, when the source knows it before reading any byte (a PACS lists its
+   * instances by UID): what a cache in front of the source keeps it by (`CachedInstances`).
+   */
+  readonly sopInstanceUid?: string;
+}
+
 /** The instances of one series as a source found them. */
 export interface SeriesInstances {
   /** In the source's own order (natural file order for folders); slice order comes later, from geometry. */
-  instances: Instance[];
+  instances: SourceInstance[];
+  /**
+   * Told, at most once and before any of them is read, that of `instances` only these will be
+   * read (a cache in front holds the others), so that a source that can retrieve a whole
+   * series at once (DICOMweb) retrieves only these instead. Without it every instance may be.
+   */
+  willRead?(instances: readonly SourceInstance[]): void;
 }
 
 export interface SeriesSource {
