@@ -17,10 +17,12 @@ import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
 import { CompositeSource } from './sources/composite.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
-import { DicomwebSource } from './sources/dicomweb.js';
-import { InstanceCache } from './sources/instanceCache.js';
+import { CachedInstances } from './sources/cachedInstances.js';
+import { type DicomwebStats, DicomwebSource } from './sources/dicomweb.js';
+import { InstanceCache, type InstanceCacheStats } from './sources/instanceCache.js';
 import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
 import type { SeriesSource } from './sources/source.js';
+import type { SeriesSummary } from './sources/summary.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -30,7 +32,7 @@ export interface Server {
   /** The header index of the data directory; null when off or when another source is used. */
   index: SeriesIndex | null;
   /** The DICOMweb PACS looked up after the data directory (`dicomwebUrl`); null when none (or another source is used). */
-  dicomweb: DicomwebSource | null;
+  dicomweb: Pacs | null;
   volumes: VolumeService;
   cache: CacheRegions;
   /** Brings the header index up to date in the background; lookups that miss wait for it. */
@@ -38,6 +40,39 @@ export interface Server {
   /** Settles once the workers started by `warmWorkers` are up (at once without it); never rejects. */
   warmed: Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The PACS as the server reaches it: the DICOMweb source, behind the instance cache when one is
+ * configured (`instanceCacheDir`). Lookups go through the cache; the figures are the source's and the cache's.
+ */
+export interface Pacs extends SeriesSource {
+  listSeries(): Promise<SeriesSummary[]>;
+  readiness(): Promise<string | null>;
+  /** One page of the PACS's series (QIDO-RS), as `DicomwebSource.list`. */
+  list: DicomwebSource['list'];
+  /** The DICOMweb source's counters, and the instances read from the instance cache (0 without one). */
+  stats(): DicomwebStats & { fromCache: number };
+  /** The instance cache's figures, or null without one. */
+  cacheStats(): InstanceCacheStats | null;
+  /** Resolves once the instance cache's writes under way are done. */
+  idle(): Promise<void>;
+}
+
+/** The PACS `dicomweb`, behind `cached` when there is one. */
+function pacsOf(dicomweb: DicomwebSource, cached: CachedInstances | null): Pacs {
+  const front: SeriesSource = cached ?? dicomweb;
+  return {
+    find: (seriesUid) => front.find(seriesUid),
+    listSeries: () => dicomweb.listSeries(),
+    readiness: () => dicomweb.readiness(),
+    list: (options) => dicomweb.list(options),
+    stats: () => ({ ...dicomweb.stats(), fromCache: cached?.stats().fromCache ?? 0 }),
+    cacheStats: () => cached?.cacheStats() ?? null,
+    idle: async () => {
+      await cached?.idle();
+    },
+  };
 }
 
 export interface ServerOptions {
@@ -71,26 +106,29 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
   const cache = createCacheRegions(config.cacheBytes, config.cacheWaitMs);
   let lastIndex: IndexSummary | null = null;
   let log: (message: string) => void = () => {};
-  // The PACS after the folder: a series in the folder is never asked of the PACS.
-  const dicomweb =
-    options.source || config.dicomwebUrl === ''
-      ? null
-      : new DicomwebSource({
-          url: config.dicomwebUrl,
-          headers: config.dicomwebHeaders,
-          timeoutMs: config.dicomwebTimeoutMs,
-          concurrency: config.dicomwebConcurrency,
-          cache:
-            config.instanceCacheDir === ''
-              ? null
-              : new InstanceCache(config.instanceCacheDir, config.instanceCacheBytes, {
-                  maxInflatedBytes: config.maxInflatedBytes,
-                  log: (m) => log(m),
-                }),
-          maxInflatedBytes: config.maxInflatedBytes,
-          maxInstances: config.maxFilesPerSeries,
-          log: (m) => log(m),
-        });
+  // The PACS after the folder: a series in the folder is never asked of the PACS. The instance
+  // cache, when there is one, is in front of the PACS.
+  let dicomweb: Pacs | null = null;
+  if (!options.source && config.dicomwebUrl !== '') {
+    const pacs = new DicomwebSource({
+      url: config.dicomwebUrl,
+      headers: config.dicomwebHeaders,
+      timeoutMs: config.dicomwebTimeoutMs,
+      concurrency: config.dicomwebConcurrency,
+      maxInflatedBytes: config.maxInflatedBytes,
+      maxInstances: config.maxFilesPerSeries,
+      log: (m) => log(m),
+    });
+    const cached =
+      config.instanceCacheDir === ''
+        ? null
+        : new CachedInstances(
+            pacs,
+            new InstanceCache(config.instanceCacheDir, config.instanceCacheBytes, { maxInflatedBytes: config.maxInflatedBytes, log: (m) => log(m) }),
+            { log: (m) => log(m) },
+          );
+    dicomweb = pacsOf(pacs, cached);
+  }
   const source: SeriesSource = options.source ?? (dicomweb ? new CompositeSource([directory!, dicomweb]) : directory!);
   const pool = new DecodePool(config.decodeWorkers > 0 ? config.decodeWorkers : availableParallelism(), config.workerTaskTimeoutMs);
   const renderPool = options.renderer

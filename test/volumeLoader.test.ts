@@ -32,7 +32,7 @@ const slicesAlongZ = (data: ArrayLike<number>, nx: number, ny: number, nz: numbe
 
 describe('mapLimit', () => {
   it('starts nothing new after a failure and throws once the calls in flight have ended', async () => {
-    const { mapLimit } = await import('../src/dicom/volumeLoader.js');
+    const { mapLimit } = await import('../src/util/async.js');
     const started: number[] = [];
     let inFlight = 0;
     let settledAfterFailure = 0;

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { StoredRange } from '../core/volume/modality.js';
 import type { PixelFormat } from '../core/volume/volume.js';
 import { type PoolStats, WorkerPool, WorkerTaskError } from '../workers/workerPool.js';
-import type { WorkerInput } from '../sources/source.js';
+import type { WorkerInput } from './instance.js';
 import type { StoredBits } from './storedValues.js';
 
 /** Where a task's decoded frames go, and how their stored values are read. */

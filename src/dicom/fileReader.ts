@@ -2,7 +2,7 @@
  * Reading DICOM instances from a source: headers from the first kilobytes only, and pixel data
  * straight into a caller-given buffer (no intermediate copy for uncompressed instances).
  */
-import type { Instance } from '../sources/source.js';
+import type { Instance } from './instance.js';
 import { DicomParseError, PartialFileError, parseDicom } from './parser.js';
 import { isDeflated, readSliceHeader, type SliceHeader } from './sliceHeader.js';
 import { Tags } from './tags.js';

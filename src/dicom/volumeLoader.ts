@@ -1,5 +1,5 @@
 /**
- * Builds one Volume from the instances of a series (files, buffers: see sources/source.ts),
+ * Builds one Volume from the instances of a series (files, buffers: see instance.ts),
  * slice by slice, so that a slice can be shown before the whole volume is there.
  *
  * 1. Header pass: headers of every instance are read (first kilobytes only); instances that are
@@ -50,7 +50,7 @@ import { CircusError, isSourceFailure, tooLarge, unprocessable } from '../core/e
 import { chooseFormat, modalityRange, rescaleInto, rescalesToIntegers, type StoredRange } from '../core/volume/modality.js';
 import { orderSlices, SliceGeometryError, type SliceGeometryInput, type SliceOrdering, stackSlices } from '../core/volume/sliceOrdering.js';
 import { allocateVoxels, BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray, type Window } from '../core/volume/volume.js';
-import type { Instance } from '../sources/source.js';
+import type { Instance } from './instance.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { canDecode } from './codecs.js';
 import { DecodeError, type DecodePool } from './decodePool.js';
@@ -58,6 +58,7 @@ import { type EarlyValues, type LoadUnit, ProgressiveVolume, type VolumeHeader }
 import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
 import { finishStoredSlice, storedBounds, voxelView } from './storedValues.js';
 import { describeTransferSyntax } from './tags.js';
+import { cooperative, mapLimit } from '../util/async.js';
 
 export interface LoadOptions {
   /** Only instances of this series are used (others in the same folder are skipped). */
@@ -130,40 +131,6 @@ function slicesOf(instance: Instance, h: SliceHeader): Slice[] {
       windowWidth: f.windowWidth ?? h.windowWidth,
     },
   }));
-}
-
-/**
- * Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order.
- * After a failure no new item starts, the calls in flight are waited for, then the first
- * failure is thrown: nothing keeps working in the background for a load that has failed.
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failure: { error: unknown } | null = null;
-  const worker = async (): Promise<void> => {
-    while (next < items.length && failure === null) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i], i);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== null) throw (failure as { error: unknown }).error;
-  return out;
-}
-
-/** Lets the event loop run when the current stretch of work has lasted more than `budgetMs`. */
-export function cooperative(budgetMs = 8): () => Promise<void> {
-  let since = performance.now();
-  return async () => {
-    if (performance.now() - since < budgetMs) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    since = performance.now();
-  };
 }
 
 function storedFormat(h: SliceHeader): PixelFormat {

@@ -6,33 +6,13 @@
  */
 import { opendir } from 'node:fs/promises';
 import type { SeriesSource } from '../sources/source.js';
+import { withinTime } from '../util/async.js';
 
 /** Why the server cannot serve now, or null when it can. */
 export type ReadinessCheck = () => Promise<string | null>;
 
-/** A source that can say whether it is reachable (a remote archive); sources without it are taken as reachable. */
-export interface ProbedSource extends SeriesSource {
-  readiness(): Promise<string | null>;
-}
-
-export const hasReadiness = (source: SeriesSource): source is ProbedSource => typeof (source as Partial<ProbedSource>).readiness === 'function';
-
 /** Longest a check may take before it counts as failed. */
 export const READINESS_TIMEOUT_MS = 2000;
-
-/** `check`, failed with `what` when it takes longer than `timeoutMs` or throws. */
-export async function withinTime(what: string, check: () => Promise<string | null>, timeoutMs = READINESS_TIMEOUT_MS): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`${what} did not answer within ${timeoutMs} ms`), timeoutMs);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([check().catch((err: Error) => `${what}: ${err.message}`), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Why `dir` cannot be read as a folder of series (it is missing, not a folder, not listable), or null. */
 export function folderProblem(dir: string, timeoutMs = READINESS_TIMEOUT_MS): Promise<string | null> {
@@ -69,7 +49,7 @@ export function serverReadiness(options: { indexError: () => string | null; data
       if (problem) return problem;
     }
     const { source } = options;
-    if (hasReadiness(source)) return withinTime('the series source', () => source.readiness());
-    return null;
+    if (!source.readiness) return null;
+    return withinTime('the series source', () => source.readiness!(), READINESS_TIMEOUT_MS);
   };
 }

@@ -26,9 +26,8 @@ export class CompositeSource implements SeriesSource {
   async listSeries(): Promise<SeriesSummary[]> {
     const out = new Map<string, SeriesSummary>();
     for (const source of this.sources) {
-      const list = (source as { listSeries?: () => Promise<SeriesSummary[]> }).listSeries;
-      if (!list) continue;
-      for (const s of await list.call(source)) if (!out.has(s.seriesUid)) out.set(s.seriesUid, s);
+      if (!source.listSeries) continue;
+      for (const s of await source.listSeries()) if (!out.has(s.seriesUid)) out.set(s.seriesUid, s);
     }
     return [...out.values()];
   }
@@ -36,8 +35,7 @@ export class CompositeSource implements SeriesSource {
   /** Why one of the sources that can tell (a PACS) cannot serve now, or null. */
   async readiness(): Promise<string | null> {
     for (const source of this.sources) {
-      const probe = (source as { readiness?: () => Promise<string | null> }).readiness;
-      const why = probe ? await probe.call(source) : null;
+      const why = source.readiness ? await source.readiness() : null;
       if (why !== null) return why;
     }
     return null;

@@ -16,12 +16,12 @@ import { join, relative, resolve } from 'node:path';
 import { isValidUid } from '../core/uid.js';
 import { readHeader } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
-import { mapLimit } from '../dicom/volumeLoader.js';
+import { mapLimit, reuseFor } from '../util/async.js';
 import { FileInstance, type FileStamp, sameStamp, stampOf } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';
 import type { IndexSummary, SeriesIndex } from './seriesIndex.js';
 import type { SeriesInstances, SeriesSource } from './source.js';
-import { type SeriesSummary, summaryOf } from './summary.js';
+import { LIST_REUSE_MS, type SeriesSummary, summaryOf } from './summary.js';
 
 /** Which layout of the data directory a series was found in. */
 export type Layout = 'circus' | 'hashed' | 'index';
@@ -50,8 +50,6 @@ async function subfolders(dir: string): Promise<string[]> {
 const HASH_PART = /^[0-9a-f]{2}$/;
 /** Files tried, in order, for a folder's summary before the folder is left out of the list. */
 const SUMMARY_TRIES = 8;
-/** How long one listing answers the next ones (a search box asks at every key), in ms. */
-const LIST_REUSE_MS = 2000;
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -71,6 +69,8 @@ async function unchanged(path: string, stamp: FileStamp): Promise<boolean> {
 }
 
 export class DataDirectorySource implements SeriesSource {
+  /** The listing, reused for LIST_REUSE_MS. */
+  private readonly listing = reuseFor(LIST_REUSE_MS, () => this.listNow());
   readonly root: string;
   private indexing: Promise<IndexSummary> | null = null;
   /**
@@ -81,7 +81,6 @@ export class DataDirectorySource implements SeriesSource {
     string,
     { mtimeMs: number; summary: SeriesSummary | null; from: { path: string; stamp: FileStamp } | null }
   >();
-  private lastList: { at: number; list: Promise<SeriesSummary[]> } | null = null;
 
   constructor(
     root: string,
@@ -118,14 +117,7 @@ export class DataDirectorySource implements SeriesSource {
    * is reused for two seconds, so a search typed key by key walks the folders once.
    */
   listSeries(): Promise<SeriesSummary[]> {
-    const now = Date.now();
-    if (this.lastList && now - this.lastList.at < LIST_REUSE_MS) return this.lastList.list;
-    const list = this.listNow();
-    this.lastList = { at: now, list };
-    list.catch(() => {
-      if (this.lastList?.list === list) this.lastList = null;
-    });
-    return list;
+    return this.listing();
   }
 
   private async listNow(): Promise<SeriesSummary[]> {

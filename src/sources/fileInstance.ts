@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
-import type { Instance, WorkerInput } from './source.js';
+import type { Instance, WorkerInput } from '../dicom/instance.js';
 
 /**
  * What tells one state of a file from another without reading it: size, mtime, ctime and inode.

@@ -1,11 +1,12 @@
 /**
- * Instances retrieved from a PACS, kept on disk so that a series is retrieved once: a folder of
- * files named by SOP Instance UID (`<uid>.dcm`), with the list of each series' instances
- * (`<series uid>.series.json`, so that a series whose instances are all here can be served while
- * the PACS is down), their total size bounded.
+ * Instances of a remote source (a PACS), kept on disk so that a series is retrieved once: a
+ * folder of files named by SOP Instance UID (`<uid>.dcm`), with the list of each series'
+ * instances (`<series uid>.series.json`, so that a series whose instances are all here can be
+ * served while the source is down), their total size bounded. `CachedInstances`
+ * (cachedInstances.ts) puts it in front of a source; this module only keeps files.
  *
  * Policy:
- * - Names: only a valid UID (digits and dots, PS3.5 9.1) names a file, so no name from a PACS
+ * - Names: only a valid UID (digits and dots, PS3.5 9.1) names a file, so no name from a source
  *   can reach outside the folder; other files in the folder are left alone and never counted.
  * - Writes are atomic: the bytes go to a temporary file (`.<uid>.<random>.tmp`) that is then
  *   renamed, so a reader never sees half a file. Temporary files left by a process that stopped
@@ -23,12 +24,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isValidUid } from '../core/uid.js';
-import { PartialFileError, parseDicom } from '../dicom/parser.js';
-import { isDeflated } from '../dicom/sliceHeader.js';
-import { Tags } from '../dicom/tags.js';
+import { checkFile } from './instanceCheck.js';
 
 const FILE = /^(.+)\.(dcm|series\.json)$/;
 const TEMP = /^\..+\.tmp$/;
@@ -39,10 +38,13 @@ interface Entry {
   used: number;
 }
 
-/** What the cache keeps of a series: its study and its instances, in the order QIDO-RS listed them. */
+/**
+ * What the cache keeps of a series: its instances in the order its source listed them, each by
+ * its SOP Instance UID, with the name messages give it when that is not the UID. (Lists kept by
+ * earlier versions also hold a `studyUid` and each instance's `instanceNumber`: both are ignored.)
+ */
 export interface SeriesManifest {
-  studyUid: string;
-  instances: { sopInstanceUid: string; instanceNumber: number | null }[];
+  instances: { sopInstanceUid: string; name?: string }[];
 }
 
 export interface InstanceCacheStats {
@@ -55,73 +57,6 @@ export interface InstanceCacheStats {
   writes: number;
   evicted: number;
   rejected: number;
-}
-
-/**
- * The SOP Instance UID of a whole Part 10 instance (parsed to its end); throws an Error saying
- * why when `bytes` are not one (no DICM marker, cut short, no SOPInstanceUID).
- */
-export function sopInstanceUidOf(bytes: Buffer, maxInflatedBytes: number): string {
-  if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a DICOM Part 10 file (no DICM marker)');
-  const uid = parseDicom(bytes, { maxInflatedBytes }).dataset.string(Tags.SOPInstanceUID);
-  if (!uid) throw new Error('it has no SOPInstanceUID');
-  return uid;
-}
-
-/** Whether `bytes` are a whole Part 10 instance of `sopInstanceUid`; a reason when they are not. */
-export function checkInstance(bytes: Buffer, sopInstanceUid: string, maxInflatedBytes: number): string | null {
-  try {
-    const uid = sopInstanceUidOf(bytes, maxInflatedBytes);
-    return uid === sopInstanceUid ? null : `its SOPInstanceUID is ${uid}`;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-/** How much of a file is read first for its header. */
-const HEAD = 64 * 1024;
-/** The Sequence Delimitation Item that ends encapsulated pixel data: (FFFE,E0DD), length 0. */
-const SEQUENCE_END = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-
-/**
- * Whether the file at `path` is a whole Part 10 instance of `sopInstanceUid`, reading little of
- * it: its header (the first 64 KiB, more only when the header is longer), then whether it is
- * long enough for its pixel data (native: the value's end; encapsulated: the file ends with the
- * Sequence Delimitation Item). Anything else (deflated, no pixel data, elements after the
- * pixel data) is parsed whole. Resolves to the file's size, or to why it is not good; rejects
- * when the file cannot be read (gone).
- */
-export async function checkFile(path: string, sopInstanceUid: string, maxInflatedBytes: number): Promise<{ size: number } | { wrong: string }> {
-  const handle = await open(path, 'r');
-  try {
-    const { size } = await handle.stat();
-    const whole = async (): Promise<{ size: number } | { wrong: string }> => {
-      const wrong = checkInstance(await handle.readFile(), sopInstanceUid, maxInflatedBytes);
-      return wrong === null ? { size } : { wrong };
-    };
-    const head = Buffer.alloc(Math.min(size, HEAD));
-    await handle.read(head, 0, head.length, 0);
-    if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return { wrong: 'not a DICOM Part 10 file (no DICM marker)' };
-    let parsed: ReturnType<typeof parseDicom>;
-    try {
-      parsed = parseDicom(head, { untilPixelData: true, partial: head.length < size, maxInflatedBytes });
-    } catch (err) {
-      if (err instanceof PartialFileError) return whole();
-      return { wrong: (err as Error).message };
-    }
-    const uid = parsed.dataset.string(Tags.SOPInstanceUID);
-    if (uid !== sopInstanceUid) return { wrong: `its SOPInstanceUID is ${uid ?? '(none)'}` };
-    const px = parsed.pixelData;
-    if (!px || isDeflated(parsed.transferSyntaxUid)) return whole();
-    if (px.length >= 0) {
-      return px.offset + px.length <= size ? { size } : { wrong: `file is cut short in its pixel data (${size} bytes)` };
-    }
-    const tail = Buffer.alloc(SEQUENCE_END.length);
-    await handle.read(tail, 0, tail.length, size - tail.length);
-    return tail.equals(SEQUENCE_END) ? { size } : whole();
-  } finally {
-    await handle.close();
-  }
 }
 
 export class InstanceCache {
@@ -237,21 +172,16 @@ export class InstanceCache {
     try {
       manifest = JSON.parse(bytes.toString('utf8')) as SeriesManifest;
       const good =
-        typeof manifest.studyUid === 'string' &&
-        isValidUid(manifest.studyUid) &&
-        Array.isArray(manifest.instances) &&
+        Array.isArray(manifest?.instances) &&
         manifest.instances.every(
-          (i) =>
-            typeof i?.sopInstanceUid === 'string' &&
-            isValidUid(i.sopInstanceUid) &&
-            (i.instanceNumber === null || typeof i.instanceNumber === 'number'),
+          (i) => typeof i?.sopInstanceUid === 'string' && isValidUid(i.sopInstanceUid) && (i.name === undefined || typeof i.name === 'string'),
         );
       if (!good) throw new Error('not a list of instances');
     } catch (err) {
       await this.reject(name, (err as Error).message);
       return null;
     }
-    return manifest;
+    return { instances: manifest.instances.map(({ sopInstanceUid, name }) => (name === undefined ? { sopInstanceUid } : { sopInstanceUid, name })) };
   }
 
   /**

@@ -5,13 +5,16 @@
  */
 import { parseDicom } from '../dicom/parser.js';
 import { readSliceHeader, type SliceHeader } from '../dicom/sliceHeader.js';
-import type { Instance, SeriesInstances, SeriesSource, WorkerInput } from './source.js';
+import type { WorkerInput } from '../dicom/instance.js';
+import type { SeriesInstances, SeriesSource, SourceInstance } from './source.js';
 import { type SeriesSummary, summaryOf } from './summary.js';
 
-export class MemoryInstance implements Instance {
+export class MemoryInstance implements SourceInstance {
   constructor(
     readonly name: string,
     private readonly data: Buffer,
+    /** Its SOP Instance UID, when it was added as DICOM (`addDicom`): what a cache in front keeps it by. */
+    readonly sopInstanceUid?: string,
   ) {}
 
   async read(target: Buffer, position: number, targetOffset = 0, length = target.length - targetOffset): Promise<number> {
@@ -39,8 +42,12 @@ export class MemorySource implements SeriesSource {
 
   /** Adds an instance to a series. */
   add(seriesUid: string, name: string, data: Buffer): this {
+    return this.push(seriesUid, new MemoryInstance(name, data));
+  }
+
+  private push(seriesUid: string, instance: MemoryInstance): this {
     const list = this.series.get(seriesUid) ?? [];
-    list.push(new MemoryInstance(name, data));
+    list.push(instance);
     this.series.set(seriesUid, list);
     return this;
   }
@@ -49,7 +56,7 @@ export class MemorySource implements SeriesSource {
   addDicom(name: string, data: Buffer): string {
     const header = readSliceHeader(parseDicom(data, { untilPixelData: true }));
     if (!header.seriesInstanceUid) throw new RangeError(`${name} has no SeriesInstanceUID`);
-    this.add(header.seriesInstanceUid, name, data);
+    this.push(header.seriesInstanceUid, new MemoryInstance(name, data, header.sopInstanceUid || undefined));
     return header.seriesInstanceUid;
   }
 

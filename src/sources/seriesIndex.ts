@@ -16,7 +16,7 @@ import { opendir, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { readHeader, type ReadLimits } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
-import { mapLimit } from '../dicom/volumeLoader.js';
+import { mapLimit } from '../util/async.js';
 import { studyDateText, type SeriesSummary } from './summary.js';
 import { FileInstance, type FileStamp, type KnownHeader, sameStamp, stampOf } from './fileInstance.js';
 import { naturalCompare } from './naturalOrder.js';

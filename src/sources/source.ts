@@ -1,46 +1,31 @@
 /**
  * Where series come from. A source resolves a series UID to its instances; an instance is a
- * provider of bytes, wherever they live (a file, memory, a PACS). Nothing downstream of a
- * source (the volume loader, the file reader, the decoding workers) sees a file path unless an
- * instance chooses to hand one to a worker thread as the cheapest way to reach its bytes.
+ * provider of bytes (`Instance`, the port the reader owns in src/dicom/instance.ts), wherever
+ * they live (a file, memory, a PACS). Sources depend on the reader, never the other way.
  */
 
-import type { SliceHeader } from '../dicom/sliceHeader.js';
+import type { Instance } from '../dicom/instance.js';
 import type { SeriesSummary } from './summary.js';
 
-/** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
-export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
-
-/**
- * One DICOM instance (Part 10 file or bare dataset) as bytes. An instance whose bytes are
- * remote (a PACS) rejects its reads with a CircusError BAD_GATEWAY or GATEWAY_TIMEOUT
- * (`isSourceFailure`) when it cannot get them: the load fails with that error.
- */
-export interface Instance {
-  /** How the instance is named in messages (a path below the data directory, a name given in memory). */
-  readonly name: string;
+/** An instance as a source hands it out: the reader's Instance, and what the source knows of it. */
+export interface SourceInstance extends Instance {
   /**
-   * Reads up to `target.length` bytes starting at byte `position` of the instance into
-   * `target` (from `targetOffset`); resolves to the number of bytes read, fewer only at its end.
+   * Its SOP Instance UID, when the source knows it before reading any byte (a PACS lists its
+   * instances by UID): what a cache in front of the source keeps it by (`CachedInstances`).
    */
-  read(target: Buffer, position: number, targetOffset?: number, length?: number): Promise<number>;
-  /** The size of the instance in bytes. */
-  size(): Promise<number>;
-  /** Every byte of the instance. */
-  bytes(): Promise<Buffer>;
-  /** What a decoding worker is given to read the same bytes. */
-  forWorker(): Promise<WorkerInput>;
-  /**
-   * The instance's slice header when the source already knows it (an index read it before and
-   * the instance has not changed since); undefined when it must be read.
-   */
-  knownHeader?(): Promise<SliceHeader | undefined>;
+  readonly sopInstanceUid?: string;
 }
 
 /** The instances of one series as a source found them. */
 export interface SeriesInstances {
   /** In the source's own order (natural file order for folders); slice order comes later, from geometry. */
-  instances: Instance[];
+  instances: SourceInstance[];
+  /**
+   * Told, at most once and before any of them is read, that of `instances` only these will be
+   * read (a cache in front holds the others), so that a source that can retrieve a whole
+   * series at once (DICOMweb) retrieves only these instead. Without it every instance may be.
+   */
+  willRead?(instances: readonly SourceInstance[]): void;
 }
 
 export interface SeriesSource {
@@ -51,4 +36,10 @@ export interface SeriesSource {
    * cannot enumerate their series leave it out (a DICOMweb PACS lists through QIDO-RS).
    */
   listSeries?(): Promise<SeriesSummary[]>;
+  /**
+   * Why the source cannot serve now (a remote archive that cannot be reached, refuses the
+   * credentials, answers garbage), a sentence for the operator, or null when it can. Sources
+   * without it (a folder, memory) are taken as able to serve; /health/ready bounds its time.
+   */
+  readiness?(): Promise<string | null>;
 }

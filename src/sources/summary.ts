@@ -9,6 +9,12 @@ import type { SeriesSummary } from '../wire/seriesList.js';
 
 export type { SeriesSummary } from '../wire/seriesList.js';
 
+/**
+ * How long one listing of a source answers the next ones, in ms: a search box asks at every
+ * key, and its calls in quick succession walk the folders (or ask the PACS) once.
+ */
+export const LIST_REUSE_MS = 2000;
+
 const text = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
 
 /** A DICOM date (`YYYYMMDD`, or the old `YYYY.MM.DD`) as `YYYY-MM-DD`; anything else as it is. */
