@@ -54,7 +54,7 @@ import type { Instance } from '../sources/source.js';
 import { DEFAULT_READ_LIMITS, readHeader, readPixelBytes, type ReadLimits } from './fileReader.js';
 import { canDecode } from './codecs.js';
 import { DecodeError, type DecodePool } from './decodePool.js';
-import { type EarlyValues, type LoadUnit, ProgressiveVolume, type VolumeHeader } from './progressiveVolume.js';
+import { type EarlyValues, type LoadHeader, type LoadUnit, ProgressiveVolume } from './progressiveVolume.js';
 import { isBigEndian, isNative, type SliceHeader } from './sliceHeader.js';
 import { finishStoredSlice, storedBounds, voxelView } from './storedValues.js';
 import { describeTransferSyntax } from './tags.js';
@@ -369,7 +369,7 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
       ? { level: h.windowCenter, width: h.windowWidth }
       : null,
   );
-  const header: VolumeHeader = {
+  const header: LoadHeader = {
     dims: [nx, ny, nz],
     voxelSize: ordering.voxelSize,
     geometry: ordering.geometry,
@@ -451,21 +451,8 @@ export async function openVolume(instances: readonly Instance[], options: LoadOp
     const { format, data, min, max } = binary
       ? binaryValues(raw, ranges)
       : await modalityValues(ordered, raw, ranges, { stored, perSlice, reserve: options.reserve, pause });
-    const volume: Volume = {
-      dims: header.dims,
-      voxelSize: header.voxelSize,
-      pixelFormat: format,
-      data,
-      geometry: header.geometry,
-      uniformSpacing: header.uniformSpacing,
-      minValue: min,
-      maxValue: max,
-      monochrome1: header.monochrome1,
-      sliceWindows: windows,
-      valueBounds: header.valueBounds,
-      ...(stack ? { stack: true } : {}),
-      attributes: header.attributes,
-    };
+    const { storedFormat, sliceRescale, ...volumeHeader } = header;
+    const volume: Volume = { ...volumeHeader, pixelFormat: format, data, minValue: min, maxValue: max };
     return Object.freeze(volume);
   };
 
