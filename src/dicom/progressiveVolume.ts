@@ -49,7 +49,7 @@ export interface SliceRescale {
 /**
  * What the header pass fixes before any pixel is read: the volume's header (size, geometry, each
  * slice's window, attributes: see VolumeHeader), and how its stored values are read and become
- * modality values. The complete volume is the VolumeHeader part with its values (the loader's finish
+ * modality values. The complete volume is the VolumeHeader part with its values (load/finish.ts
  * takes out the fields below, which belong to the load alone).
  */
 export interface LoadHeader extends VolumeHeader {
