@@ -20,7 +20,7 @@ import { PixelFormat } from '../src/core/volume/volume.js';
 import { DecodePool } from '../src/dicom/decodePool.js';
 import { ProgressiveVolume } from '../src/dicom/progressiveVolume.js';
 import { SliceQueue } from '../src/dicom/sliceQueue.js';
-import { earlyValues } from '../src/dicom/volumeLoader.js';
+import { earlyValues } from '../src/dicom/load/plan.js';
 import { imageElements, writeDicom } from '../src/dicom/writer.js';
 import type { SliceHeader } from '../src/dicom/sliceHeader.js';
 import { createServer, type Server } from '../src/server.js';

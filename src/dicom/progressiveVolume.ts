@@ -29,12 +29,12 @@ import { unprocessable } from '../core/errors.js';
 import type { StoredRange } from '../core/volume/modality.js';
 import {
   allocateVoxels,
+  headerOf,
   type PixelFormat,
   type Volume,
-  type VolumeGeometry,
+  type VolumeHeader,
   type VoxelArray,
   type VoxelGrid,
-  type Window,
 } from '../core/volume/volume.js';
 import { SliceQueue } from './sliceQueue.js';
 
@@ -46,32 +46,23 @@ export interface SliceRescale {
   readonly padding?: readonly [number, number];
 }
 
-/** What the header pass fixes before any pixel is read. */
-export interface VolumeHeader {
-  readonly dims: readonly [number, number, number];
-  /** [sx, sy, sz] in mm. */
-  readonly voxelSize: readonly [number, number, number];
-  readonly geometry: VolumeGeometry;
-  readonly uniformSpacing: boolean;
-  readonly monochrome1: boolean;
+/**
+ * What the header pass fixes before any pixel is read: the volume's header (size, geometry, each
+ * slice's window, attributes: see VolumeHeader), and how its stored values are read and become
+ * modality values. The complete volume is the VolumeHeader part with its values (load/finish.ts
+ * takes out the fields below, which belong to the load alone).
+ */
+export interface LoadHeader extends VolumeHeader {
   /** The format stored values are read in; the complete volume's format may be wider (the pixel format rule). */
   readonly storedFormat: PixelFormat;
   /** Each slice's rescale and padding, in z order (identity for a volume that was complete from the start). */
   readonly sliceRescale: readonly SliceRescale[];
-  /** Each slice's DICOM window, in z order. */
-  readonly sliceWindows: readonly (Window | null)[];
-  /**
-   * True for a stack of images that is not a volume (opened with allowStack: images in
-   * InstanceNumber order, then file order; slice spacing 1); absent for a volume.
-   */
-  readonly stack?: boolean;
   /** Bounds every value of the complete volume lies within, from the headers (see Volume.valueBounds); null when unknown. */
   readonly valueBounds: readonly [number, number] | null;
-  readonly attributes: Volume['attributes'];
 }
 
 /** A volume being loaded, or loaded: what a request needs, and when. */
-export interface VolumeLoad extends VolumeHeader {
+export interface VolumeLoad extends LoadHeader {
   /** The complete volume once it is there, else null. */
   readonly volume: Volume | null;
   /** The complete volume, exactly as a whole load makes it; rejects with the load's failure. */
@@ -122,7 +113,7 @@ export interface LoadUnit {
 
 /** Everything a ProgressiveVolume needs from the loader. */
 export interface LoadPlan {
-  header: VolumeHeader;
+  header: LoadHeader;
   /** The stored values, nx * ny * nz of `header.storedFormat`, in shared memory. */
   stored: VoxelArray;
   /** Units under way at once, per lane. */
@@ -151,18 +142,17 @@ interface Lane {
   queue: SliceQueue;
 }
 
-export class ProgressiveVolume implements VolumeLoad {
-  readonly dims: readonly [number, number, number];
-  readonly voxelSize: readonly [number, number, number];
-  readonly geometry: VolumeGeometry;
-  readonly uniformSpacing: boolean;
-  readonly monochrome1: boolean;
-  readonly storedFormat: PixelFormat;
-  readonly sliceRescale: readonly SliceRescale[];
-  readonly sliceWindows: readonly (Window | null)[];
-  readonly valueBounds: readonly [number, number] | null;
-  readonly stack?: boolean;
-  readonly attributes: Volume['attributes'];
+/** A class whose instances hold, as their own fields, those of the header they are made with. */
+type HoldingHeader = new (header: LoadHeader) => LoadHeader;
+
+/** The base of ProgressiveVolume: its header's fields, so that the class lists none of them. */
+const WithHeader = class {
+  constructor(header: LoadHeader) {
+    Object.assign(this, header);
+  }
+} as HoldingHeader;
+
+export class ProgressiveVolume extends WithHeader implements VolumeLoad {
   readonly complete: Promise<Volume>;
 
   private phase: 'loading' | 'finishing' | 'complete' | 'failed' = 'loading';
@@ -187,20 +177,9 @@ export class ProgressiveVolume implements VolumeLoad {
     plan: LoadPlan,
     private readonly completed?: (v: Volume) => void,
   ) {
-    const h = plan.header;
-    this.dims = h.dims;
-    this.voxelSize = h.voxelSize;
-    this.geometry = h.geometry;
-    this.uniformSpacing = h.uniformSpacing;
-    this.monochrome1 = h.monochrome1;
-    this.storedFormat = h.storedFormat;
-    this.sliceRescale = h.sliceRescale;
-    this.sliceWindows = h.sliceWindows;
-    this.valueBounds = h.valueBounds;
-    if (h.stack) this.stack = true;
-    this.attributes = h.attributes;
+    super(plan.header);
     this.plan = plan;
-    const nz = h.dims[2];
+    const nz = this.dims[2];
     this.state = new Uint8Array(nz);
     this.ranges = new Array<StoredRange>(nz);
     this.unitOf = new Int32Array(nz).fill(-1);
@@ -398,17 +377,10 @@ export function loadedVolume(v: Volume): VolumeLoad {
   const identity: SliceRescale = Object.freeze({ slope: 1, intercept: 0 });
   const complete = Promise.resolve(v);
   return {
-    dims: v.dims,
-    voxelSize: v.voxelSize,
-    geometry: v.geometry,
-    uniformSpacing: v.uniformSpacing,
-    monochrome1: v.monochrome1,
+    ...headerOf(v),
     storedFormat: v.pixelFormat,
     sliceRescale: v.sliceWindows.map(() => identity),
-    sliceWindows: v.sliceWindows,
     valueBounds: v.valueBounds ?? null,
-    ...(v.stack ? { stack: true } : {}),
-    attributes: v.attributes,
     volume: v,
     complete,
     slice(z: number): Promise<void> {

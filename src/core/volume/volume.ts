@@ -99,21 +99,19 @@ export interface VolumeGeometry {
 }
 
 /**
- * A 3D voxel volume. Immutable once built: requests read it, never write it.
- * Voxel (x, y, z) is `data[x + nx * (y + ny * z)]`; values are modality values. A Binary
- * volume (BitsAllocated 1: masks, label maps) holds 0 and 1, one byte a voxel (a Uint8Array).
+ * What a series' headers fix about its volume before any voxel is read: size, spacing, place in
+ * patient space, display defaults and attributes. A Volume is one (with its voxels and their
+ * range), and so is a volume while it loads (dicom/progressiveVolume.ts: VolumeLoad, with its
+ * stored format and rescales): a field added here is carried by both, and by everything that
+ * makes them from it (the loader's plan and finish, `loadedVolume`), with no other edit.
  */
-export interface Volume {
+export interface VolumeHeader {
   readonly dims: readonly [number, number, number];
   /** [sx, sy, sz] in mm: column spacing, row spacing, slice spacing. */
   readonly voxelSize: readonly [number, number, number];
-  readonly pixelFormat: PixelFormat;
-  readonly data: VoxelArray;
   readonly geometry: VolumeGeometry;
   /** Whether every pair of neighbouring slices is `voxelSize[2]` apart. */
   readonly uniformSpacing: boolean;
-  readonly minValue: number;
-  readonly maxValue: number;
   readonly monochrome1: boolean;
   /** The DICOM window (first WindowCenter/WindowWidth values) of each slice, in z order. */
   readonly sliceWindows: readonly (Window | null)[];
@@ -135,6 +133,25 @@ export interface Volume {
     readonly studyInstanceUid: string | null;
     readonly seriesDescription: string | null;
   };
+}
+
+/**
+ * A 3D voxel volume: its header (see VolumeHeader), its voxels and their range. Immutable once
+ * built: requests read it, never write it. Voxel (x, y, z) is `data[x + nx * (y + ny * z)]`;
+ * values are modality values. A Binary volume (BitsAllocated 1: masks, label maps) holds 0 and 1,
+ * one byte a voxel (a Uint8Array).
+ */
+export interface Volume extends VolumeHeader {
+  readonly pixelFormat: PixelFormat;
+  readonly data: VoxelArray;
+  readonly minValue: number;
+  readonly maxValue: number;
+}
+
+/** The header of a volume: the volume less its voxels and their range. */
+export function headerOf(v: Volume): VolumeHeader {
+  const { pixelFormat, data, minValue, maxValue, ...header } = v;
+  return header;
 }
 
 /** What sampling and windowing read of a volume: its size, format and voxels (a volume, or its shared-memory view in a worker). */
