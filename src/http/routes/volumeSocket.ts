@@ -60,8 +60,9 @@ import { CircusError, unprocessable } from '../../core/errors.js';
 import { isValidUid } from '../../core/uid.js';
 import type { PixelFormat } from '../../core/volume/volume.js';
 import { ImageQueue } from '../../services/imageQueue.js';
-import { descriptorOf, descriptorSlices, type PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
+import { descriptorSlices, type PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
 import { WWW_AUTHENTICATE } from '../auth.js';
+import { descriptorOf } from '../volumeDescriptor.js';
 
 /** The path of the socket below the base path. */
 export const VOLUME_SOCKET_PATH = '/ws/volume';
