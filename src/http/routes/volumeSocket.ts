@@ -51,17 +51,17 @@
  *   closed with 1001 first.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { addressAllowed, addressList } from '../../config/addresses.js';
 import { CircusError, unprocessable } from '../../core/errors.js';
 import { isValidUid } from '../../core/uid.js';
 import type { PixelFormat } from '../../core/volume/volume.js';
 import { ImageQueue } from '../../services/imageQueue.js';
 import { descriptorSlices, type PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
-import { WWW_AUTHENTICATE } from '../auth.js';
+import { authorizeSeries, bearerToken, WWW_AUTHENTICATE } from '../auth.js';
+import { rawErrorResponse, unknownAction } from '../errors.js';
+import { INSTANCE_HEADER } from '../headers.js';
 import { descriptorOf } from '../volumeDescriptor.js';
 
 /** The path of the socket below the base path. */
@@ -215,17 +215,9 @@ interface Refusal {
 
 /** Writes an HTTP error to a socket that asked for an upgrade, then closes it. */
 function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ status: 'ng', message });
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Connection: close',
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-  ];
   socket.on('error', () => {});
   socket.once('finish', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(rawErrorResponse(status, 'status', message, { Connection: 'close', ...headers }));
 }
 
 /**
@@ -533,11 +525,7 @@ class VolumeConnection {
 
   /** Throws 401 unless authentication is off or the socket's token is for `series`. */
   private authorize(series: string): void {
-    const { auth } = this.app.deps.config;
-    const tokens = this.app.deps.tokens;
-    if (!auth || !tokens) return;
-    if (this.token === undefined) throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (?token= on the socket URL)`);
-    tokens.verify(this.token, series);
+    authorizeSeries(this.app, series, this.token, `a token for series ${series} is required (?token= on the socket URL)`);
   }
 
   /**
@@ -743,19 +731,6 @@ class VolumeConnection {
   }
 }
 
-/** The address a socket is counted under: the peer, or behind trusted proxies the client X-Forwarded-For names. */
-function clientAddress(req: IncomingMessage, trusted: ReturnType<typeof addressList> | null): string {
-  const peer = req.socket.remoteAddress ?? 'unknown';
-  if (!trusted || !addressAllowed(trusted, peer)) return peer;
-  const header = req.headers['x-forwarded-for'];
-  const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
-    .split(',')
-    .map((a) => a.trim())
-    .filter(Boolean);
-  for (let i = hops.length - 1; i >= 0; i--) if (!addressAllowed(trusted, hops[i])) return hops[i];
-  return hops[0] ?? peer;
-}
-
 /**
  * Gives a request the HTTP server handed to the 'upgrade' listener, but that asks for no
  * WebSocket, back to the server as the ordinary request it also is. Its head is written again
@@ -821,7 +796,6 @@ export function registerVolumeSocket(app: FastifyInstance): void {
     idleTimeoutMs: config.wsIdleTimeoutMs,
   };
   const path = `${config.basePath}${VOLUME_SOCKET_PATH}`;
-  const trusted = config.trustProxy.length > 0 ? addressList(config.trustProxy) : null;
   const wss = new WebSocketServer<typeof VolumeWebSocket>({
     noServer: true,
     maxPayload: limits.maxMessageBytes,
@@ -833,8 +807,8 @@ export function registerVolumeSocket(app: FastifyInstance): void {
   const perAddress = new Map<string, number>();
   const totals: VolumeSocketTotals = { sockets: 0, transfers: 0, imagesSent: 0 };
   // The instance name, on the upgrade's answer (101) and on its refusals, as on every HTTP response.
-  const instance: Record<string, string> = config.instanceName ? { 'X-Circus-Instance': config.instanceName } : {};
-  if (config.instanceName) wss.on('headers', (headers) => headers.push(`X-Circus-Instance: ${config.instanceName}`));
+  const instance: Record<string, string> = config.instanceName ? { [INSTANCE_HEADER]: config.instanceName } : {};
+  if (config.instanceName) wss.on('headers', (headers) => headers.push(`${INSTANCE_HEADER}: ${config.instanceName}`));
 
   app.decorate('volumeSockets', {
     count: () => connections.size,
@@ -858,7 +832,7 @@ export function registerVolumeSocket(app: FastifyInstance): void {
   /** The token and client address of an upgrade, or why it is refused. */
   function admit(req: IncomingMessage): { token: string | undefined; address: string } | Refusal {
     const [pathname, query = ''] = (req.url ?? '').split('?', 2);
-    if (pathname !== path && pathname !== `${path}/`) return { status: 404, message: `unknown action ${pathname.slice(0, 100)}` };
+    if (pathname !== path && pathname !== `${path}/`) return { status: 404, message: unknownAction(pathname) };
     if (app.closing) return { status: 503, message: 'the server is shutting down' };
     // Browsers send Origin on every WebSocket and do not apply CORS to it: a server that names
     // the origin allowed to call it refuses pages from any other (non-browser clients send none).
@@ -871,14 +845,17 @@ export function registerVolumeSocket(app: FastifyInstance): void {
     const tokens = new URLSearchParams(query).getAll('token');
     const header = req.headers.authorization;
     if (header !== undefined) {
-      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      if (!bearer) return { status: 401, message: 'the Authorization header must be "Bearer <token>"', headers: challenge };
-      tokens.push(bearer[1]);
+      try {
+        tokens.push(bearerToken(header));
+      } catch (err) {
+        if (!(err instanceof CircusError)) throw err;
+        return { status: err.status, message: err.message, headers: challenge };
+      }
     }
     if (tokens.length > 1) return { status: 400, message: 'give the token once (?token= or an Authorization header)' };
     const token = tokens[0];
     if (config.auth && token === undefined) return { status: 401, message: 'a token is required (?token= on the socket URL)', headers: challenge };
-    const address = clientAddress(req, trusted);
+    const address = app.clientAddress(req);
     if ((perAddress.get(address) ?? 0) >= limits.maxSocketsPerAddress) {
       return { status: 429, message: `too many sockets from ${address} (at most ${limits.maxSocketsPerAddress})` };
     }
