@@ -29,7 +29,7 @@ import { requestTokenRoute } from './routes/requestToken.js';
 import { seriesListRoute } from './routes/seriesList.js';
 import { viewerRoute } from './routes/viewer.js';
 import { statusRoute } from './routes/status.js';
-import { registerVolumeSocket } from './routes/volumeSocket.js';
+import { registerVolumeSocket } from './ws/index.js';
 
 export interface AppDeps {
   config: Pick<
