@@ -1,5 +1,5 @@
 /**
- * WebSocket /ws/volume, as src/http/routes/volumeSocket.ts states the policy, with a real client
+ * WebSocket /ws/volume, as src/http/ws/ states the policy, with a real client
  * (the `ws` package) against a server listening on 127.0.0.1: transfers reassemble exactly the
  * voxels (the generated values, and GET /series/:sid/volume's bytes); priorities, pause, resume
  * and abort; partial volumes; transfers sharing a socket; backpressure against a client that

@@ -3,6 +3,7 @@
  * tests call `inject` and the CLI calls `listen`. One error handler maps domain errors to the
  * contract's statuses and JSON bodies; 5xx details are hidden unless in development mode.
  */
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { CircusError } from '../core/errors.js';
 import { BASE_PATH_PATTERN, type Config } from '../config/config.js';
@@ -14,7 +15,9 @@ import type { TokenService } from '../services/tokens.js';
 import type { VolumeService } from '../services/volumeService.js';
 import type { SeriesSource } from '../sources/source.js';
 import { registerAccessControl, WWW_AUTHENTICATE } from './auth.js';
-import { sendError } from './errors.js';
+import { clientAddresses } from './clientAddress.js';
+import { rawErrorResponse, sendError, unknownAction } from './errors.js';
+import { CORS_HEADERS, INSTANCE_HEADER } from './headers.js';
 import { installMetrics, metricsRoute } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { metadataRoute } from './routes/metadata.js';
@@ -26,7 +29,7 @@ import { requestTokenRoute } from './routes/requestToken.js';
 import { seriesListRoute } from './routes/seriesList.js';
 import { viewerRoute } from './routes/viewer.js';
 import { statusRoute } from './routes/status.js';
-import { registerVolumeSocket } from './routes/volumeSocket.js';
+import { registerVolumeSocket } from './ws/index.js';
 
 export interface AppDeps {
   /** The server's options (the app reads those of its routes, limits and headers). */
@@ -67,18 +70,7 @@ declare module 'fastify' {
   }
 }
 
-export const EXPOSED_HEADERS = 'X-Circus-Pixel-Size, X-Circus-Pixel-Columns, X-Circus-Pixel-Rows, X-Circus-Center, X-Circus-Instance';
-
-/** The header naming the server (instanceName) on every response. */
-export const INSTANCE_HEADER = 'X-Circus-Instance';
-
-/** CORS headers every response carries (beside Access-Control-Allow-Origin), preflight answers included. */
-export const CORS_HEADERS = {
-  'Access-Control-Allow-Methods': 'GET',
-  'Access-Control-Allow-Headers': 'Authorization',
-  'Access-Control-Max-Age': '86400',
-  'Access-Control-Expose-Headers': EXPOSED_HEADERS,
-} as const;
+export { CORS_HEADERS, EXPOSED_HEADERS, INSTANCE_HEADER } from './headers.js';
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   // Authentication without a way to check tokens would let every request through.
@@ -86,12 +78,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const basePath = deps.config.basePath ?? '';
   if (basePath !== '' && !BASE_PATH_PATTERN.test(basePath)) throw new Error(`basePath must start with '/' and not end with '/', got '${basePath}'`);
   const instanceName = deps.config.instanceName ?? '';
-  const instanceLine = instanceName ? `${INSTANCE_HEADER}: ${instanceName}\r\n` : '';
+  const instance: Record<string, string> = instanceName ? { [INSTANCE_HEADER]: instanceName } : {};
+  // One notion of the client's address: fastify's request.ip trusts the proxies ours does.
+  const clientAddress = clientAddresses(deps.config.trustProxy);
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: false,
-    trustProxy: deps.config.trustProxy.length > 0 ? [...deps.config.trustProxy] : false,
+    trustProxy: deps.config.trustProxy.length > 0 ? (address: string) => clientAddress.trusts(address) : false,
     requestTimeout: deps.config.requestTimeoutMs,
     // A client that stops reading (a stalled /raw download) is cut off after two minutes.
     connectionTimeout: 120_000,
@@ -114,13 +108,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           : timeout
             ? 'the request was not received in time'
             : `bad request: ${err.code ?? 'malformed request'}`;
-      const body = JSON.stringify({ result: 'ng', message });
-      const status = timeout ? '408 Request Timeout' : '400 Bad Request';
       if (socket.writable) {
-        socket.write(
-          `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-            `Access-Control-Allow-Origin: ${deps.config.corsOrigin}\r\n${instanceLine}Connection: close\r\n\r\n${body}`,
-        );
+        const headers = { 'Access-Control-Allow-Origin': deps.config.corsOrigin, ...instance, Connection: 'close' };
+        socket.write(rawErrorResponse(timeout ? 408 : 400, 'result', message, headers));
       }
       socket.destroy(err);
     },
@@ -137,6 +127,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.decorate('counters', { _error: 0 } as Counters);
   app.decorate('startedAt', new Date());
   app.decorate('closing', false);
+  app.decorate('clientAddress', (req: IncomingMessage) => clientAddress.of(req));
   app.addHook('preClose', async () => {
     app.closing = true;
   });
@@ -174,8 +165,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0].slice(0, 100);
-    sendError(reply, 404, `unknown action ${path}`);
+    sendError(reply, 404, unknownAction(request.url));
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {

@@ -31,14 +31,29 @@ declare module 'fastify' {
   }
 }
 
+/** The token of an `Authorization: Bearer <token>` header (HTTP requests and WebSocket upgrades); 401 for a header of another form. */
+export function bearerToken(header: string): string {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new CircusError('UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"');
+  return m[1];
+}
+
 function tokenOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw new CircusError('UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"');
-    return m[1];
-  }
+  if (header !== undefined) return bearerToken(header);
   return single(request.query as Query, 'token');
+}
+
+/**
+ * Checks that `token` opens `series` (HTTP requests and WebSocket transfers): nothing to check
+ * when authentication is off; else 401 with the message `missing` when there is no token, and
+ * what TokenService.verify says of the token.
+ */
+export function authorizeSeries(app: FastifyInstance, series: string, token: string | undefined, missing: string): void {
+  const tokens = app.deps.tokens;
+  if (!app.deps.config.auth || !tokens) return;
+  if (token === undefined) throw new CircusError('UNAUTHORIZED', missing);
+  tokens.verify(token, series);
 }
 
 /** The series a request names: the `sid` path parameter, else the `series` query parameter (400 when malformed). */
@@ -61,11 +76,8 @@ export function registerAccessControl(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.access !== 'series') return;
     const series = seriesOf(request);
-    const tokens = app.deps.tokens;
-    if (!app.deps.config.auth || !tokens) return;
-    const token = tokenOf(request);
-    if (token === undefined)
-      throw new CircusError('UNAUTHORIZED', `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
-    tokens.verify(token, series);
+    // The token is read only in authentication mode: without it, a malformed header is no error.
+    if (!app.deps.config.auth || !app.deps.tokens) return;
+    authorizeSeries(app, series, tokenOf(request), `a token for series ${series} is required (Authorization: Bearer or the token parameter)`);
   });
 }

@@ -7,6 +7,7 @@
  * whole group of routes where they are registered); a request no route took (404, or refused
  * before routing) is answered by its path below the base path.
  */
+import { STATUS_CODES } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** The key of the error body's verdict: `result` (2016 API) or `status` (current CIRCUS API). */
@@ -46,4 +47,23 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
     .code(status)
     .type('application/json; charset=utf-8')
     .send({ [errorStyleOf(reply.request)]: 'ng', message, ...extra });
+}
+
+/** The message of a 404 for a path no route serves (the query left out, the path cut at 100 characters). */
+export const unknownAction = (url: string): string => `unknown action ${url.split('?')[0].slice(0, 100)}`;
+
+/**
+ * An error answer as the bytes of an HTTP/1.1 response, for a socket fastify does not answer on
+ * (a request Node's parser refused, a refused WebSocket upgrade): the status line, Content-Type
+ * and Content-Length, then `headers` in their order, then the JSON error body.
+ */
+export function rawErrorResponse(status: number, style: ErrorStyle, message: string, headers: Record<string, string>): string {
+  const body = JSON.stringify({ [style]: 'ng', message });
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }

@@ -15,8 +15,8 @@
  *   (Float32) cannot be carried by this API: 422.
  * - `image(k)` resolves as soon as that slice's values are known exactly (the slice alone when
  *   the header pass tells its values, else the complete volume), and puts the slice first in
- *   the load meanwhile. Binary images are packed 8 voxels a byte, most significant bit first,
- *   each image from a byte boundary (as the 2016 API's /raw).
+ *   the load meanwhile. Its bytes are packed as encode/imageBytes.ts says (Binary images 8
+ *   voxels a byte, most significant bit first, each image from a byte boundary).
  * - Value ranges (`valueRange`, `imagesRange`: the estimated windows) leave padding out, as the
  *   volume's minValue and maxValue do. Padding voxels hold a value no greater than the series'
  *   smallest real value (the loader's rule): their own modality value when it is below every
@@ -29,47 +29,15 @@
  *   volume has.
  */
 import { badParameter, unprocessable } from '../core/errors.js';
-import { BYTES_PER_VOXEL, FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray } from '../core/volume/volume.js';
+import { FORMAT_RANGE, PixelFormat, type Volume, type VoxelArray } from '../core/volume/volume.js';
 import type { VolumeLoad } from '../dicom/progressiveVolume.js';
-import { numberParam, type Query } from '../http/params.js';
-
-/** The pixel formats of the current API, by name. */
-export type ModernPixelFormat = 'uint8' | 'int8' | 'uint16' | 'int16' | 'binary';
-
-const FORMAT_NAMES: Partial<Record<PixelFormat, ModernPixelFormat>> = {
-  [PixelFormat.UInt8]: 'uint8',
-  [PixelFormat.Int8]: 'int8',
-  [PixelFormat.UInt16]: 'uint16',
-  [PixelFormat.Int16]: 'int16',
-  [PixelFormat.Binary]: 'binary',
-};
+import { imageByteLength, pixelFormatName, writeImage } from '../encode/imageBytes.js';
 
 /** Images start, start + delta, ..., end (1-based). */
 export interface PartialVolumeDescriptor {
   readonly start: number;
   readonly end: number;
   readonly delta: number;
-}
-
-/** `start`, `end` and `delta` from a query: all three (integers) or none; 400 otherwise. */
-export function descriptorParam(query: Query): PartialVolumeDescriptor | undefined {
-  const start = numberParam(query, 'start', { integer: true });
-  const end = numberParam(query, 'end', { integer: true });
-  const delta = numberParam(query, 'delta', { integer: true });
-  const given = [start, end, delta].filter((v) => v !== undefined).length;
-  if (given === 0) return undefined;
-  if (given !== 3) throw badParameter('Volume descriptor is invalid: start, end and delta must be given together');
-  return { start: start!, end: end!, delta: delta! };
-}
-
-/** A descriptor given as a JSON object (the WebSocket's BEGIN_TRANSFER); 400 when malformed. */
-export function descriptorOf(value: unknown): PartialVolumeDescriptor | undefined {
-  if (value === undefined || value === null) return undefined;
-  const d = value as Record<string, unknown>;
-  if (typeof d !== 'object' || ![d.start, d.end, d.delta].every((v) => typeof v === 'number' && Number.isInteger(v))) {
-    throw badParameter('Volume descriptor is invalid: start, end and delta must be integers');
-  }
-  return { start: d.start as number, end: d.end as number, delta: d.delta as number };
 }
 
 /**
@@ -107,44 +75,12 @@ export function headerFormat(load: Pick<VolumeLoad, 'storedFormat' | 'valueBound
 
 /** The format for a complete volume whose headers did not fix one: its own, when this API can carry it (else 422). */
 function volumeFormat(v: Volume): PixelFormat {
-  if (FORMAT_NAMES[v.pixelFormat] === undefined) {
+  if (pixelFormatName(v.pixelFormat) === undefined) {
     throw unprocessable(
       'the series has values that are not integers (a non-integer Rescale Slope or Intercept); this API carries integer formats only',
     );
   }
   return v.pixelFormat;
-}
-
-/** Bytes one image of `count` voxels takes in `format` (Binary packed 8 a byte). */
-export const imageByteLength = (format: PixelFormat, count: number): number =>
-  format === PixelFormat.Binary ? Math.ceil(count / 8) : count * BYTES_PER_VOXEL[format];
-
-/** Writes `values` (modality values) into `out` as `format`, little-endian; Binary packs MSB first. */
-export function writeImage(values: ArrayLike<number>, format: PixelFormat, out: Buffer): void {
-  const n = values.length;
-  switch (format) {
-    case PixelFormat.Binary:
-      out.fill(0);
-      for (let i = 0; i < n; i++) if (values[i]) out[i >> 3] |= 0x80 >> (i & 7);
-      return;
-    case PixelFormat.UInt8:
-      for (let i = 0; i < n; i++) out[i] = values[i];
-      return;
-    case PixelFormat.Int8:
-      for (let i = 0; i < n; i++) out.writeInt8(values[i], i);
-      return;
-    default: {
-      // Host order is little-endian on every platform Node supports here; a typed view writes it.
-      const view = format === PixelFormat.UInt16 ? new Uint16Array(out.buffer, out.byteOffset, n) : new Int16Array(out.buffer, out.byteOffset, n);
-      if (values instanceof Uint16Array || values instanceof Int16Array) {
-        if (values instanceof Uint16Array === view instanceof Uint16Array) {
-          view.set(values);
-          return;
-        }
-      }
-      for (let i = 0; i < n; i++) view[i] = values[i];
-    }
-  }
 }
 
 /** A range of modality values. */
@@ -208,11 +144,6 @@ export class SeriesImages {
 
   get count(): number {
     return this.slices.length;
-  }
-
-  /** The current API's name of the format. */
-  get formatName(): ModernPixelFormat {
-    return FORMAT_NAMES[this.format]!;
   }
 
   /**

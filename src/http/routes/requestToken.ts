@@ -6,14 +6,15 @@ import { seriesParam, type Query } from '../params.js';
 /**
  * The token issuance /requestToken and /token share: a token for the `series` parameter's
  * series, for clients whose address is in tokenIssuers (behind trusted proxies, the address
- * X-Forwarded-For gives); 403 for others. Never cached.
+ * X-Forwarded-For gives: see src/http/clientAddress.ts); 403 for others. Never cached.
  */
 export function tokenIssuer(app: FastifyInstance): (request: FastifyRequest, reply: FastifyReply) => { token: string; expiresAt: string } {
   const issuers = addressList(app.deps.config.tokenIssuers);
   return (request, reply) => {
     reply.header('Cache-Control', 'no-store');
     const series = seriesParam(request.query as Query);
-    if (!addressAllowed(issuers, request.ip)) throw new CircusError('FORBIDDEN', `tokens are not issued to ${request.ip}`);
+    const address = app.clientAddress(request.raw);
+    if (!addressAllowed(issuers, address)) throw new CircusError('FORBIDDEN', `tokens are not issued to ${address}`);
     const { token, expiresAt } = app.deps.tokens!.issue(series);
     return { token, expiresAt: expiresAt.toISOString() };
   };

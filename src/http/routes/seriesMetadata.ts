@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { estimatedWindow, type Window } from '../../core/volume/volume.js';
-import { descriptorParam, type PartialVolumeDescriptor, type SeriesImages } from '../../services/seriesImages.js';
+import { pixelFormatName } from '../../encode/imageBytes.js';
+import type { PartialVolumeDescriptor, SeriesImages } from '../../services/seriesImages.js';
 import { clientGone } from '../render.js';
 import { enumParam, type Query } from '../params.js';
 import { openSeriesImages } from '../series.js';
+import { descriptorParam } from '../volumeDescriptor.js';
 
 const ESTIMATES = ['full', 'first', 'center', 'none'] as const;
 type Estimate = (typeof ESTIMATES)[number];
@@ -45,7 +47,7 @@ export async function seriesMetadataRoute(app: FastifyInstance): Promise<void> {
     return {
       voxelCount: [images.columns, images.rows, images.count],
       voxelSize: [load.voxelSize[0], load.voxelSize[1], imageSpacing(images, descriptor)],
-      pixelFormat: images.formatName,
+      pixelFormat: pixelFormatName(images.format),
       ...(dicom ? { dicomWindow: { level: dicom.level, width: dicom.width } } : {}),
       ...(estimated ? { estimatedWindow: { level: estimated.level, width: estimated.width } } : {}),
       mode: !load.stack && modality !== null && VOLUME_MODALITIES.has(modality) ? '3d' : '2d',

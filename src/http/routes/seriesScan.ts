@@ -4,10 +4,11 @@ import { MAX_SCAN_PIXELS, scanPlane, type ScanPlane, type Vec3Tuple } from '../.
 import { effectiveWindow } from '../../core/mpr/window.js';
 import type { VoxelArray } from '../../core/volume/volume.js';
 import { encodeScanlines, scanlineBuffer } from '../../encode/png.js';
-import { descriptorParam, imageByteLength, writeImage } from '../../services/seriesImages.js';
+import { imageByteLength, writeImage } from '../../encode/imageBytes.js';
 import { clientGone, windowParams } from '../render.js';
 import { enumParam, flagParam, vectorParam, type Query } from '../params.js';
 import { openSeriesImages } from '../series.js';
+import { descriptorParam } from '../volumeDescriptor.js';
 
 const vec3 = (q: Query, name: string): Vec3Tuple => vectorParam(q, name, 3, true) as unknown as Vec3Tuple;
 

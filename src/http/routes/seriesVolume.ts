@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { gzipParallel, strategyOf } from '../../encode/gzip.js';
-import { descriptorParam } from '../../services/seriesImages.js';
 import { clientGone } from '../render.js';
 import type { Query } from '../params.js';
 import { openSeriesImages } from '../series.js';
+import { descriptorParam } from '../volumeDescriptor.js';
 
 /** Whether an Accept-Encoding header accepts gzip (`gzip` or `x-gzip`, q not 0). */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
