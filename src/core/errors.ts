@@ -9,6 +9,8 @@ export const ERROR_TABLE = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  /** No representation the request accepts (a DICOMweb Accept header the server cannot satisfy). */
+  NOT_ACCEPTABLE: 406,
   TOO_LARGE: 413,
   UNPROCESSABLE_SERIES: 422,
   UNSUPPORTED_TRANSFER_SYNTAX: 422,

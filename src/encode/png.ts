@@ -1,5 +1,5 @@
 /**
- * An 8-bit greyscale PNG writer (colour type 0, bit depth 8) on node:zlib, per the PNG
+ * An 8-bit PNG writer (greyscale, colour type 0, and RGB, colour type 2) on node:zlib, per the PNG
  * specification: signature, IHDR, one IDAT, IEND, each chunk with its CRC-32.
  *
  * Rows are filtered with one filter for the whole image (Up by default) and deflated with the
@@ -52,12 +52,15 @@ function chunk(type: string, data: Uint8Array): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
-function assemble(width: number, height: number, idat: Uint8Array): Buffer {
+/** PNG colour types written here: 0 greyscale, 2 RGB (truecolour). */
+type ColourType = 0 | 2;
+
+function assemble(width: number, height: number, idat: Uint8Array, colourType: ColourType = 0): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // colour type: greyscale
+  ihdr[9] = colourType;
   ihdr[10] = 0; // compression: deflate
   ihdr[11] = 0; // filter method 0
   ihdr[12] = 0; // no interlace
@@ -69,9 +72,9 @@ function zlibOptions(o: PngOptions): ZlibOptions {
 }
 
 /** Deflates filtered scanlines on the thread pool and wraps them into a PNG. */
-function deflateToPng(rows: Buffer, width: number, height: number, options: PngOptions): Promise<Buffer> {
+function deflateToPng(rows: Buffer, width: number, height: number, options: PngOptions, colourType: ColourType = 0): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat)))),
+    deflate(rows, zlibOptions(options), (err, idat) => (err ? reject(err) : resolve(assemble(width, height, idat, colourType)))),
   );
 }
 
@@ -143,4 +146,14 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, opt
   checkSize(width, height);
   const rows = filterRows(pixels, width, height, options.filter ?? DEFAULT_PNG_OPTIONS.filter);
   return deflateToPng(rows, width, height, options);
+}
+
+/**
+ * An 8-bit RGB PNG (colour type 2) of `pixels` (R, G, B a pixel, row by row). The Up filter works
+ * byte by byte, so an RGB row is filtered as a grey row three times as wide.
+ */
+export function encodeRgbPng(pixels: Uint8Array, width: number, height: number, options: Omit<PngOptions, 'filter'> = {}): Promise<Buffer> {
+  checkSize(width, height);
+  const rows = filterRows(pixels, width * 3, height, 'up');
+  return deflateToPng(rows, width, height, options, 2);
 }

@@ -93,20 +93,16 @@ const WASM: Record<WasmDecoderName, WasmCodec> = {
   ),
 };
 
-/** Instantiates a module now, in this thread (synchronously), from its compiled code. */
-function wasmDecoderClass(codec: WasmCodec): WasmDecoderClass {
-  if (codec.decoderClass) return codec.decoderClass;
-  codec.compiled ??= new WebAssembly.Module(readFileSync(require.resolve(codec.wasm)));
-  const compiled = codec.compiled;
-  const factory = require(codec.glue) as EmscriptenFactory;
+/**
+ * Runs an Emscripten glue module (CommonJS) on `compiled` code, instantiated synchronously so the
+ * module is complete when this returns; what it prints goes to `print`. Returns the module
+ * object with its embind classes.
+ */
+export function instantiateEmscripten(glue: string, compiled: WebAssembly.Module, print: (text: string) => void = () => {}): Record<string, unknown> {
+  const factory = require(glue) as EmscriptenFactory;
   const module: EmscriptenModuleArgument = {
-    print: (text) => {
-      codec.lastMessage = text;
-    },
-    printErr: (text) => {
-      codec.lastMessage = text;
-    },
-    // Instantiated synchronously, so the module is complete when the factory returns.
+    print,
+    printErr: print,
     instantiateWasm: (imports, receive) => {
       const instance = new WebAssembly.Instance(compiled, imports);
       receive(instance, compiled);
@@ -114,6 +110,16 @@ function wasmDecoderClass(codec: WasmCodec): WasmDecoderClass {
     },
   };
   factory(module).catch(() => {});
+  return module;
+}
+
+/** Instantiates a module now, in this thread (synchronously), from its compiled code. */
+function wasmDecoderClass(codec: WasmCodec): WasmDecoderClass {
+  if (codec.decoderClass) return codec.decoderClass;
+  codec.compiled ??= new WebAssembly.Module(readFileSync(require.resolve(codec.wasm)));
+  const module = instantiateEmscripten(codec.glue, codec.compiled, (text) => {
+    codec.lastMessage = text;
+  });
   const decoderClass = module[codec.className];
   if (typeof decoderClass !== 'function') throw new Error(`${codec.glue} did not provide ${codec.className}`);
   codec.decoderClass = decoderClass as WasmDecoderClass;
