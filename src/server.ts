@@ -23,6 +23,7 @@ import { InstanceCache, type InstanceCacheStats } from './sources/instanceCache.
 import { SeriesIndex, type IndexSummary } from './sources/seriesIndex.js';
 import type { SeriesSource } from './sources/source.js';
 import type { SeriesSummary } from './sources/summary.js';
+import type { SeriesRecord } from './dicomweb/records.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -48,6 +49,7 @@ export interface Server {
  */
 export interface Pacs extends SeriesSource {
   listSeries(): Promise<SeriesSummary[]>;
+  seriesRecords(): Promise<SeriesRecord[]>;
   readiness(): Promise<string | null>;
   /** One page of the PACS's series (QIDO-RS), as `DicomwebSource.list`. */
   list: DicomwebSource['list'];
@@ -65,6 +67,7 @@ function pacsOf(dicomweb: DicomwebSource, cached: CachedInstances | null): Pacs 
   return {
     find: (seriesUid) => front.find(seriesUid),
     listSeries: () => dicomweb.listSeries(),
+    seriesRecords: () => dicomweb.seriesRecords(),
     readiness: () => dicomweb.readiness(),
     list: (options) => dicomweb.list(options),
     stats: () => ({ ...dicomweb.stats(), fromCache: cached?.stats().fromCache ?? 0 }),

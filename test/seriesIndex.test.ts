@@ -6,7 +6,7 @@ import { readHeader } from '../src/dicom/fileReader.js';
 import { loadVolume } from '../src/dicom/volumeLoader.js';
 import { DataDirectorySource } from '../src/sources/dataDirectory.js';
 import { FileInstance, stampOf } from '../src/sources/fileInstance.js';
-import { SeriesIndex } from '../src/sources/seriesIndex.js';
+import { SCHEMA_VERSION, SeriesIndex } from '../src/sources/seriesIndex.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
 
 let tmp: TempDir;
@@ -111,8 +111,10 @@ describe('SeriesIndex', () => {
     const reopened = new Database(dbPath, { readonly: true });
     try {
       const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
-      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'ctime_ms', 'ino', 'series_uid', 'note', 'header']);
-      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '5' });
+      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'ctime_ms', 'ino', 'series_uid', 'note', 'header', 'sop_uid', 'instance_number']);
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: SCHEMA_VERSION });
+      expect(SCHEMA_VERSION).toBe('6');
+      expect(reopened.prepare('SELECT series_uid, instances FROM series').all()).toEqual([{ series_uid: '1.2.60', instances: 1 }]);
     } finally {
       reopened.close();
     }

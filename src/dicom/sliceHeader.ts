@@ -19,15 +19,28 @@ export interface PixelDataLocation {
 export interface SliceHeader {
   readonly transferSyntaxUid: string;
   readonly sopInstanceUid?: string;
+  readonly sopClassUid?: string;
   readonly seriesInstanceUid?: string;
   readonly studyInstanceUid?: string;
   readonly modality?: string;
   readonly seriesDescription?: string;
-  /** Patient and study attributes, for lists of series (not used to build volumes). */
+  readonly seriesNumber?: number;
+  readonly seriesDate?: string;
+  readonly seriesTime?: string;
+  /**
+   * Patient and study attributes, for lists of series and QIDO-RS (not used to build volumes).
+   * Text as written (DICOM dates, times and person names are not reformatted).
+   */
   readonly patientName?: string;
   readonly patientId?: string;
+  readonly patientBirthDate?: string;
+  readonly patientSex?: string;
   readonly studyDate?: string;
+  readonly studyTime?: string;
   readonly studyDescription?: string;
+  readonly studyId?: string;
+  readonly accessionNumber?: string;
+  readonly referringPhysicianName?: string;
   readonly rows: number;
   readonly columns: number;
   readonly samplesPerPixel: number;
@@ -93,14 +106,24 @@ export function readSliceHeader(parsed: ParsedDicom): SliceHeader {
   return {
     transferSyntaxUid: parsed.transferSyntaxUid,
     sopInstanceUid: ds.string(Tags.SOPInstanceUID),
+    sopClassUid: ds.string(Tags.SOPClassUID),
     seriesInstanceUid: ds.string(Tags.SeriesInstanceUID),
     studyInstanceUid: ds.string(Tags.StudyInstanceUID),
     modality: ds.string(Tags.Modality),
     seriesDescription: ds.string(Tags.SeriesDescription),
+    seriesNumber: ds.number(Tags.SeriesNumber),
+    seriesDate: ds.string(Tags.SeriesDate),
+    seriesTime: ds.string(Tags.SeriesTime),
     patientName: ds.string(Tags.PatientName),
     patientId: ds.string(Tags.PatientID),
+    patientBirthDate: ds.string(Tags.PatientBirthDate),
+    patientSex: ds.string(Tags.PatientSex),
     studyDate: ds.string(Tags.StudyDate),
+    studyTime: ds.string(Tags.StudyTime),
     studyDescription: ds.string(Tags.StudyDescription),
+    studyId: ds.string(Tags.StudyID),
+    accessionNumber: ds.string(Tags.AccessionNumber),
+    referringPhysicianName: ds.string(Tags.ReferringPhysicianName),
     rows: ds.number(Tags.Rows) ?? 0,
     columns: ds.number(Tags.Columns) ?? 0,
     samplesPerPixel: ds.number(Tags.SamplesPerPixel) ?? 1,

@@ -37,6 +37,7 @@ import { FileInstance } from './fileInstance.js';
 import type { InstanceCache, InstanceCacheStats, SeriesManifest } from './instanceCache.js';
 import type { SeriesInstances, SeriesSource, SourceInstance } from './source.js';
 import type { SeriesSummary } from './summary.js';
+import type { SeriesRecord } from '../dicomweb/records.js';
 
 /** Counters since start. */
 export interface CachedInstancesStats {
@@ -53,6 +54,8 @@ const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.cod
 export class CachedInstances implements SeriesSource {
   /** The source's listing, when it has one (the cache lists nothing of its own). */
   readonly listSeries?: () => Promise<SeriesSummary[]>;
+  /** The source's records, when it has them. */
+  readonly seriesRecords?: () => Promise<SeriesRecord[]>;
   /** The source's readiness, when it has one: a cache does not make a source reachable. */
   readonly readiness?: () => Promise<string | null>;
   private readonly counts: CachedInstancesStats = { fromCache: 0, fromSource: 0 };
@@ -65,6 +68,7 @@ export class CachedInstances implements SeriesSource {
   ) {
     this.log = options.log ?? (() => {});
     if (source.listSeries) this.listSeries = () => source.listSeries!();
+    if (source.seriesRecords) this.seriesRecords = () => source.seriesRecords!();
     if (source.readiness) this.readiness = () => source.readiness!();
   }
 

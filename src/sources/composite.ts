@@ -5,6 +5,7 @@
  * it, never those a source before it answers.
  */
 import type { SeriesInstances, SeriesSource } from './source.js';
+import { recordOfSummary, type SeriesRecord } from '../dicomweb/records.js';
 import type { SeriesSummary } from './summary.js';
 
 export class CompositeSource implements SeriesSource {
@@ -28,6 +29,20 @@ export class CompositeSource implements SeriesSource {
     for (const source of this.sources) {
       if (!source.listSeries) continue;
       for (const s of await source.listSeries()) if (!out.has(s.seriesUid)) out.set(s.seriesUid, s);
+    }
+    return [...out.values()];
+  }
+
+  /**
+   * The records of the series `listSeries` lists, each once, a series in an earlier source as
+   * that source has it; a source that lists only summaries is taken at them (`recordOfSummary`).
+   * Failures fail the list, as for `listSeries`.
+   */
+  async seriesRecords(): Promise<SeriesRecord[]> {
+    const out = new Map<string, SeriesRecord>();
+    for (const source of this.sources) {
+      const records = source.seriesRecords ? await source.seriesRecords() : source.listSeries ? (await source.listSeries()).map(recordOfSummary) : [];
+      for (const r of records) if (!out.has(r.seriesInstanceUid)) out.set(r.seriesInstanceUid, r);
     }
     return [...out.values()];
   }

@@ -21,7 +21,8 @@ import { FileInstance, type FileStamp, sameStamp, stampOf } from './fileInstance
 import { naturalCompare } from './naturalOrder.js';
 import type { IndexSummary, SeriesIndex } from './seriesIndex.js';
 import type { SeriesInstances, SeriesSource } from './source.js';
-import { LIST_REUSE_MS, type SeriesSummary, summaryOf } from './summary.js';
+import { LIST_REUSE_MS, type SeriesSummary } from './summary.js';
+import { type SeriesRecord, seriesRecordOf, summaryOfRecord } from '../dicomweb/records.js';
 
 /** Which layout of the data directory a series was found in. */
 export type Layout = 'circus' | 'hashed' | 'index';
@@ -74,12 +75,12 @@ export class DataDirectorySource implements SeriesSource {
   readonly root: string;
   private indexing: Promise<IndexSummary> | null = null;
   /**
-   * Summaries of the layouts' series folders, by folder, while the folder's mtime (files added,
+   * Records of the layouts' series folders, by folder, while the folder's mtime (files added,
    * removed, renamed) and the stamp of the file summed up (rewritten in place) are unchanged.
    */
-  private readonly folderSummaries = new Map<
+  private readonly folderRecords = new Map<
     string,
-    { mtimeMs: number; summary: SeriesSummary | null; from: { path: string; stamp: FileStamp } | null }
+    { mtimeMs: number; record: SeriesRecord | null; from: { path: string; stamp: FileStamp } | null }
   >();
 
   constructor(
@@ -116,18 +117,26 @@ export class DataDirectorySource implements SeriesSource {
    * the index's other series, from the headers it keeps (no file is read for those). A listing
    * is reused for two seconds, so a search typed key by key walks the folders once.
    */
-  listSeries(): Promise<SeriesSummary[]> {
+  async listSeries(): Promise<SeriesSummary[]> {
+    return (await this.listing()).map(summaryOfRecord);
+  }
+
+  /**
+   * The records of the same series as `listSeries` (from the same listing): a layout folder's
+   * record counts its files as instances, times the frames of the file summed up as frames.
+   */
+  seriesRecords(): Promise<SeriesRecord[]> {
     return this.listing();
   }
 
-  private async listNow(): Promise<SeriesSummary[]> {
+  private async listNow(): Promise<SeriesRecord[]> {
     const folders = await this.layoutFolders();
-    const summaries = await mapLimit(folders, 8, ({ uid, dir }) => this.folderSummary(uid, dir));
+    const records = await mapLimit(folders, 8, ({ uid, dir }) => this.folderRecord(uid, dir));
     const seen = new Set(folders.map((f) => f.dir));
-    for (const dir of this.folderSummaries.keys()) if (!seen.has(dir)) this.folderSummaries.delete(dir);
-    const out = new Map<string, SeriesSummary>();
-    for (const s of summaries) if (s && !out.has(s.seriesUid)) out.set(s.seriesUid, s);
-    for (const s of this.index?.summaries() ?? []) if (!out.has(s.seriesUid)) out.set(s.seriesUid, s);
+    for (const dir of this.folderRecords.keys()) if (!seen.has(dir)) this.folderRecords.delete(dir);
+    const out = new Map<string, SeriesRecord>();
+    for (const r of records) if (r && !out.has(r.seriesInstanceUid)) out.set(r.seriesInstanceUid, r);
+    for (const r of this.index?.seriesRecords() ?? []) if (!out.has(r.seriesInstanceUid)) out.set(r.seriesInstanceUid, r);
     return [...out.values()];
   }
 
@@ -150,20 +159,20 @@ export class DataDirectorySource implements SeriesSource {
     return [...circus, ...hashed];
   }
 
-  /** A folder's summary: its first file that reads; images are its files times that file's frames. */
-  private async folderSummary(uid: string, dir: string): Promise<SeriesSummary | null> {
+  /** A folder's record: its first file that reads; frames are its files times that file's frames. */
+  private async folderRecord(uid: string, dir: string): Promise<SeriesRecord | null> {
     let mtimeMs: number;
     try {
       mtimeMs = (await stat(dir)).mtimeMs;
     } catch {
       return null;
     }
-    const cached = this.folderSummaries.get(dir);
+    const cached = this.folderRecords.get(dir);
     if (cached && cached.mtimeMs === mtimeMs && (cached.from === null || (await unchanged(cached.from.path, cached.from.stamp))))
-      return cached.summary;
+      return cached.record;
     const files = await listFiles(dir).catch(() => [] as string[]);
     const known = this.index?.headersOf(uid);
-    let summary: SeriesSummary | null = null;
+    let record: SeriesRecord | null = null;
     let from: { path: string; stamp: FileStamp } | null = null;
     for (const path of files.slice(0, SUMMARY_TRIES)) {
       const instance = new FileInstance(path, relative(this.root, path), known?.get(path));
@@ -175,11 +184,11 @@ export class DataDirectorySource implements SeriesSource {
       } catch {
         continue;
       }
-      summary = summaryOf(uid, header, files.length * header.numberOfFrames);
+      record = seriesRecordOf(uid, header, files.length, files.length * header.numberOfFrames);
       break;
     }
-    this.folderSummaries.set(dir, { mtimeMs, summary, from });
-    return summary;
+    this.folderRecords.set(dir, { mtimeMs, record, from });
+    return record;
   }
 
   /** The files of a series (absolute paths, natural order) and the layout they were found in. */

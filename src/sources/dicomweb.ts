@@ -34,7 +34,8 @@ import type { Instance, WorkerInput } from '../dicom/instance.js';
 import { reuseFor } from '../util/async.js';
 import { DicomwebClient, type DicomwebOptions, jsonNumber, jsonString, TAG } from './dicomwebClient.js';
 import type { SeriesInstances, SeriesSource, SourceInstance } from './source.js';
-import { LIST_REUSE_MS, type SeriesSummary, studyDateText } from './summary.js';
+import { LIST_REUSE_MS, type SeriesSummary } from './summary.js';
+import { type SeriesRecord, summaryOfRecord } from '../dicomweb/records.js';
 
 export type { DicomwebOptions } from './dicomwebClient.js';
 
@@ -255,12 +256,33 @@ export class DicomwebSource implements SeriesSource {
    * every object of the page.
    */
   async list(options: { limit?: number; offset?: number } = {}): Promise<SeriesSummary[] & { answered?: number }> {
+    const records = await this.listRecords(options);
+    const out: SeriesSummary[] & { answered?: number } = records.map(summaryOfRecord);
+    out.answered = records.answered;
+    return out;
+  }
+
+  /**
+   * The records of one page of the PACS's series (as `list`): every attribute QIDO-RS keeps is
+   * asked for (includefield); the PACS's NumberOfSeriesRelatedInstances is taken for instances
+   * and for frames both (QIDO-RS does not count frames). A study UID that is not valid is null.
+   */
+  async listRecords(options: { limit?: number; offset?: number } = {}): Promise<SeriesRecord[] & { answered?: number }> {
     const fields = [
       TAG.PatientName,
       TAG.PatientID,
+      TAG.PatientBirthDate,
+      TAG.PatientSex,
       TAG.StudyDate,
+      TAG.StudyTime,
+      TAG.AccessionNumber,
+      TAG.ReferringPhysicianName,
+      TAG.StudyID,
       TAG.StudyDescription,
       TAG.SeriesDescription,
+      TAG.SeriesNumber,
+      TAG.SeriesDate,
+      TAG.SeriesTime,
       TAG.Modality,
       TAG.NumberOfSeriesRelatedInstances,
       TAG.StudyInstanceUID,
@@ -271,23 +293,35 @@ export class DicomwebSource implements SeriesSource {
     if (options.limit !== undefined) q.push(`limit=${options.limit}`);
     if (options.offset !== undefined && options.offset > 0) q.push(`offset=${options.offset}`);
     const found = await this.client.query(`/series?${q.join('&')}`);
-    const out: SeriesSummary[] & { answered?: number } = [];
+    const out: SeriesRecord[] & { answered?: number } = [];
     out.answered = found.length;
     for (const o of found) {
       const seriesUid = jsonString(o, TAG.SeriesInstanceUID);
       const studyUid = jsonString(o, TAG.StudyInstanceUID);
       if (seriesUid === null || !isValidUid(seriesUid)) continue;
       const text = (tag: string): string | null => jsonString(o, tag) || null;
+      const number = jsonNumber(o, TAG.SeriesNumber);
+      const instances = jsonNumber(o, TAG.NumberOfSeriesRelatedInstances) ?? 0;
       out.push({
-        seriesUid,
-        studyUid: studyUid !== null && isValidUid(studyUid) ? studyUid : null,
+        seriesInstanceUid: seriesUid,
+        studyInstanceUid: studyUid !== null && isValidUid(studyUid) ? studyUid : null,
         patientName: text(TAG.PatientName),
         patientId: text(TAG.PatientID),
-        studyDate: studyDateText(jsonString(o, TAG.StudyDate) ?? undefined),
+        patientBirthDate: text(TAG.PatientBirthDate),
+        patientSex: text(TAG.PatientSex),
+        studyDate: text(TAG.StudyDate),
+        studyTime: text(TAG.StudyTime),
+        accessionNumber: text(TAG.AccessionNumber),
+        referringPhysicianName: text(TAG.ReferringPhysicianName),
+        studyId: text(TAG.StudyID),
         studyDescription: text(TAG.StudyDescription),
-        seriesDescription: text(TAG.SeriesDescription),
         modality: text(TAG.Modality),
-        images: jsonNumber(o, TAG.NumberOfSeriesRelatedInstances) ?? 0,
+        seriesNumber: number === null ? null : Math.trunc(number),
+        seriesDescription: text(TAG.SeriesDescription),
+        seriesDate: text(TAG.SeriesDate),
+        seriesTime: text(TAG.SeriesTime),
+        instances,
+        frames: instances,
         rows: jsonNumber(o, TAG.Rows) ?? 0,
         columns: jsonNumber(o, TAG.Columns) ?? 0,
       });
@@ -299,19 +333,24 @@ export class DicomwebSource implements SeriesSource {
    * Every series of the PACS (`list` page by page, at most `MAX_LISTED`), for `GET /series`.
    * A listing is reused for two seconds, so a search typed key by key asks the PACS once.
    */
-  listSeries(): Promise<SeriesSummary[]> {
+  async listSeries(): Promise<SeriesSummary[]> {
+    return (await this.listing()).map(summaryOfRecord);
+  }
+
+  /** The records of the series `listSeries` lists (the same listing). */
+  seriesRecords(): Promise<SeriesRecord[]> {
     return this.listing();
   }
 
-  private async listAll(): Promise<SeriesSummary[]> {
+  private async listAll(): Promise<SeriesRecord[]> {
     const pageSize = this.options.pageSize ?? 1000;
-    const out = new Map<string, SeriesSummary>();
+    const out = new Map<string, SeriesRecord>();
     for (let offset = 0; offset < MAX_LISTED; offset += pageSize) {
-      const page = await this.list({ limit: pageSize, offset });
+      const page = await this.listRecords({ limit: pageSize, offset });
       let added = 0;
       for (const s of page) {
-        if (out.has(s.seriesUid)) continue;
-        out.set(s.seriesUid, s);
+        if (out.has(s.seriesInstanceUid)) continue;
+        out.set(s.seriesInstanceUid, s);
         added++;
       }
       if ((page.answered ?? page.length) < pageSize || added === 0) break;

@@ -68,6 +68,15 @@ export const TAG = {
   NumberOfSeriesRelatedInstances: '00201209',
   Rows: '00280010',
   Columns: '00280011',
+  PatientBirthDate: '00100030',
+  PatientSex: '00100040',
+  StudyTime: '00080030',
+  AccessionNumber: '00080050',
+  ReferringPhysicianName: '00080090',
+  StudyID: '00200010',
+  SeriesNumber: '00200011',
+  SeriesDate: '00080021',
+  SeriesTime: '00080031',
 } as const;
 
 export type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;

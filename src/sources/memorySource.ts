@@ -7,7 +7,8 @@ import { parseDicom } from '../dicom/parser.js';
 import { readSliceHeader, type SliceHeader } from '../dicom/sliceHeader.js';
 import type { WorkerInput } from '../dicom/instance.js';
 import type { SeriesInstances, SeriesSource, SourceInstance } from './source.js';
-import { type SeriesSummary, summaryOf } from './summary.js';
+import type { SeriesSummary } from './summary.js';
+import { type SeriesRecord, seriesRecordOf, summaryOfRecord } from '../dicomweb/records.js';
 
 export class MemoryInstance implements SourceInstance {
   constructor(
@@ -72,20 +73,29 @@ export class MemorySource implements SeriesSource {
 
   /** Every series held, from its first instance that parses, images counted over every instance. */
   async listSeries(): Promise<SeriesSummary[]> {
-    const out: SeriesSummary[] = [];
+    return (await this.seriesRecords()).map(summaryOfRecord);
+  }
+
+  /** The records of the series `listSeries` lists: instances and frames counted over those that parse. */
+  async seriesRecords(): Promise<SeriesRecord[]> {
+    const out: SeriesRecord[] = [];
     for (const uid of this.seriesUids()) {
-      let first: SliceHeader | undefined;
-      let images = 0;
-      for (const instance of this.series.get(uid)!) {
-        try {
-          const header = readSliceHeader(parseDicom(await instance.bytes(), { untilPixelData: true }));
-          first ??= header;
-          images += header.numberOfFrames;
-        } catch {
-          // Not DICOM: neither summed up nor counted.
-        }
+      const headers = await this.headersOf(uid);
+      const frames = headers.reduce((n, h) => n + h.numberOfFrames, 0);
+      if (headers.length > 0) out.push(seriesRecordOf(uid, headers[0], headers.length, frames));
+    }
+    return out;
+  }
+
+  /** The headers of the instances of a series that parse, in the order they were added (not DICOM: left out). */
+  async headersOf(seriesUid: string): Promise<SliceHeader[]> {
+    const out: SliceHeader[] = [];
+    for (const instance of this.series.get(seriesUid) ?? []) {
+      try {
+        out.push(readSliceHeader(parseDicom(await instance.bytes(), { untilPixelData: true })));
+      } catch {
+        // Not DICOM: neither summed up nor counted.
       }
-      if (first) out.push(summaryOf(uid, first, images));
     }
     return out;
   }

@@ -5,6 +5,7 @@
  */
 
 import type { Instance } from '../dicom/instance.js';
+import type { SeriesRecord } from '../dicomweb/records.js';
 import type { SeriesSummary } from './summary.js';
 
 /** An instance as a source hands it out: the reader's Instance, and what the source knows of it. */
@@ -36,6 +37,12 @@ export interface SeriesSource {
    * cannot enumerate their series leave it out (a DICOMweb PACS lists through QIDO-RS).
    */
   listSeries?(): Promise<SeriesSummary[]>;
+  /**
+   * The records of the same series as `listSeries` (what QIDO-RS matches and returns), in any
+   * order. A source that lists series but has no records is taken at its summaries
+   * (`recordOfSummary`: the attributes a summary lacks are null).
+   */
+  seriesRecords?(): Promise<SeriesRecord[]>;
   /**
    * Why the source cannot serve now (a remote archive that cannot be reached, refuses the
    * credentials, answers garbage), a sentence for the operator, or null when it can. Sources
