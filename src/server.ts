@@ -15,6 +15,7 @@ import { serverReadiness } from './services/readiness.js';
 import { RenderPool, type Renderer } from './services/renderPool.js';
 import { TokenService } from './services/tokens.js';
 import { VolumeService } from './services/volumeService.js';
+import { DicomwebCatalog } from './services/dicomwebCatalog.js';
 import { CompositeSource } from './sources/composite.js';
 import { DataDirectorySource } from './sources/dataDirectory.js';
 import { CachedInstances } from './sources/cachedInstances.js';
@@ -166,6 +167,7 @@ export function createServer(config: Config, options: ServerOptions = {}): Serve
     decoder: pool,
     // The data directory's series, then the PACS's (CompositeSource.listSeries).
     listSource: source,
+    catalog: new DicomwebCatalog(source, { readLimits: { maxInflatedBytes: config.maxInflatedBytes } }),
     viewerDir: options.viewerDir,
     readiness: serverReadiness({ indexError: () => indexError, dataDir: directory ? config.dataDir : null, source }),
     statusExtras: () => ({

@@ -264,7 +264,11 @@ describe('access declared per route', () => {
       expect(series.map((r) => r.url)).toEqual(expect.arrayContaining(['/metadata', '/mpr', '/oblique', '/raw', '/volume']));
       const issued = (await s.app.inject({ url: `/requestToken?series=${DEFAULT_UID}`, remoteAddress: '127.0.0.1' })).json().token as string;
       for (const route of series) {
-        const path = route.url.replace(/:sid\b/g, DEFAULT_UID);
+        // DICOMweb paths name the series as :series, beside a study and an instance UID.
+        const path = route.url
+          .replace(/:(sid|series)\b/g, DEFAULT_UID)
+          .replace(/:(study|instance)\b/g, '1.2.3')
+          .replace(/:frames\b/g, '1');
         const url = `${path}?series=${DEFAULT_UID}`;
         const method = route.method as 'GET' | 'HEAD';
         const refused = await s.app.inject({ method, url });
@@ -273,6 +277,13 @@ describe('access declared per route', () => {
         // With the token the access check lets it through (whatever the route then says of its parameters).
         const allowed = await s.app.inject({ method, url: `${url}&token=${issued}` });
         expect(allowed.statusCode, `${method} ${url} with a token`).not.toBe(401);
+      }
+      // Study-level DICOMweb resources list patient data: 403 in authentication mode without allowListing.
+      const listing = s.app.routeAccess.filter((r) => r.access === 'listing');
+      expect(listing.map((r) => r.url)).toEqual(expect.arrayContaining(['/dicom-web/studies/:study', '/dicom-web/studies/:study/thumbnail']));
+      for (const route of listing) {
+        const refused = await s.app.inject({ method: route.method as 'GET' | 'HEAD', url: route.url.replace(/:study\b/g, '1.2.3') });
+        expect(refused.statusCode, `${route.method} ${route.url}`).toBe(403);
       }
     } finally {
       await s.close();

@@ -735,7 +735,7 @@ describe('series errors, CORS and the error body', () => {
     const check = (res: Res) => {
       expect(res.headers['access-control-allow-origin']).toBe('*');
       expect(res.headers['access-control-allow-methods']).toBe('GET');
-      expect(res.headers['access-control-allow-headers']).toBe('Authorization');
+      expect(res.headers['access-control-allow-headers']).toBe('Authorization, Accept');
       expect(res.headers['access-control-max-age']).toBe('86400');
     };
     check(ok(await get(`/series/${CT}/metadata`)));
@@ -783,7 +783,7 @@ describe('base path and tokens', () => {
     expect(old.json()).toMatchObject({ result: 'ng' });
     const pre = await rsServer.app.inject({ method: 'OPTIONS', url: `/rs/series/${CT}/volume` });
     expect(pre.statusCode).toBe(204);
-    expect(pre.headers['access-control-allow-headers']).toBe('Authorization');
+    expect(pre.headers['access-control-allow-headers']).toBe('Authorization, Accept');
     // Counted by action, without the base path.
     expect(ok(await rs('/rs/status')).json().counter.status).toBeGreaterThanOrEqual(1);
   });

@@ -144,6 +144,21 @@ export const OPTIONS = {
     max: 100_000,
     description: 'most series one GET /series answers (a page; offset for the next)',
   },
+  dicomweb: { kind: 'boolean', default: true, description: 'serve the DICOMweb face under /dicom-web (--no-dicomweb turns it off)' },
+  dicomwebMaxResults: {
+    kind: 'integer',
+    default: 1000,
+    min: 1,
+    max: 100_000,
+    description: 'most matches one QIDO-RS search answers (a page; offset for the next)',
+  },
+  dicomwebMaxInstances: {
+    kind: 'integer',
+    default: 20_000,
+    min: 1,
+    max: 10_000_000,
+    description: 'most instances one WADO-RS study retrieve or study metadata answers (413 beyond)',
+  },
   logLevel: {
     kind: 'string',
     default: 'info',

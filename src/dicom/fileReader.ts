@@ -3,7 +3,7 @@
  * straight into a caller-given buffer (no intermediate copy for uncompressed instances).
  */
 import type { Instance } from './instance.js';
-import { DicomParseError, PartialFileError, parseDicom } from './parser.js';
+import { DicomParseError, type ParsedDicom, PartialFileError, parseDicom } from './parser.js';
 import { isDeflated, readSliceHeader, type SliceHeader } from './sliceHeader.js';
 import { Tags } from './tags.js';
 
@@ -22,6 +22,14 @@ export const DEFAULT_READ_LIMITS: ReadLimits = { maxInflatedBytes: 1 << 30 };
  * Throws DicomParseError when it is not DICOM or is truncated before its pixel data.
  */
 export async function readHeader(instance: Instance, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<SliceHeader> {
+  return readSliceHeader(await readHeaderDataset(instance, limits));
+}
+
+/**
+ * Parses one instance up to its pixel data (the value itself is not read): every attribute but
+ * the pixel data's bytes, for metadata. Throws DicomParseError like readHeader.
+ */
+export async function readHeaderDataset(instance: Instance, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<ParsedDicom> {
   let want = FIRST_READ;
   // The size is only asked for when the first read does not hold the whole header.
   let size = -1;
@@ -31,7 +39,7 @@ export async function readHeader(instance: Instance, limits: ReadLimits = DEFAUL
     if (bytesRead < want) size = bytesRead;
     const data = buf.subarray(0, bytesRead);
     try {
-      return readSliceHeader(parseDicom(data, { untilPixelData: true, partial: bytesRead !== size, maxInflatedBytes: limits.maxInflatedBytes }));
+      return parseDicom(data, { untilPixelData: true, partial: bytesRead !== size, maxInflatedBytes: limits.maxInflatedBytes });
     } catch (err) {
       if (!(err instanceof PartialFileError)) throw err;
       if (size < 0) size = await instance.size();

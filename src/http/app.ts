@@ -12,6 +12,7 @@ import type { ReadinessCheck } from '../services/readiness.js';
 import type { PoolStats } from '../workers/workerPool.js';
 import { inProcessRenderer, type Renderer } from '../services/renderPool.js';
 import type { TokenService } from '../services/tokens.js';
+import type { DicomwebCatalog } from '../services/dicomwebCatalog.js';
 import type { VolumeService } from '../services/volumeService.js';
 import type { SeriesSource } from '../sources/source.js';
 import { registerAccessControl, WWW_AUTHENTICATE } from './auth.js';
@@ -30,6 +31,7 @@ import { seriesListRoute } from './routes/seriesList.js';
 import { viewerRoute } from './routes/viewer.js';
 import { statusRoute } from './routes/status.js';
 import { registerVolumeSocket } from './ws/index.js';
+import { dicomwebRoutes } from './dicomweb/index.js';
 
 export interface AppDeps {
   /** The server's options (the app reads those of its routes, limits and headers). */
@@ -54,6 +56,8 @@ export interface AppDeps {
   decoder?: { stats(): PoolStats };
   /** Why the server cannot serve series now, null when it can (GET /health/ready); ready when not given. */
   readiness?: ReadinessCheck;
+  /** What the DICOMweb face serves (over the server's source); without it (or with `dicomweb` off) there is none. */
+  catalog?: DicomwebCatalog;
 }
 
 export interface Counters {
@@ -199,6 +203,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (deps.config.viewer) api.register(viewerRoute);
       api.register(healthRoutes);
       api.register(metricsRoute);
+      if (deps.config.dicomweb && deps.catalog) api.register(dicomwebRoutes);
     },
     { prefix: basePath },
   );

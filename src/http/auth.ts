@@ -17,8 +17,12 @@ import { seriesParam, sidParam, single, type Query } from './params.js';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="CircusRS"';
 
-/** Who may call a route. */
-export type Access = 'public' | 'series';
+/**
+ * Who may call a route: anyone, a request with a token for the series it names, or (`listing`:
+ * searches and study-level resources, which show patient data across series) anyone unless in
+ * authentication mode, where only when allowListing is on (403 otherwise).
+ */
+export type Access = 'public' | 'series' | 'listing';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -56,9 +60,13 @@ export function authorizeSeries(app: FastifyInstance, series: string, token: str
   tokens.verify(token, series);
 }
 
-/** The series a request names: the `sid` path parameter, else the `series` query parameter (400 when malformed). */
+/**
+ * The series a request names: the `sid` path parameter (current API), the `series` path
+ * parameter (DICOMweb), else the `series` query parameter (400 when malformed).
+ */
 export function seriesOf(request: FastifyRequest): string {
-  const sid = (request.params as Record<string, string | undefined> | undefined)?.sid;
+  const params = request.params as Record<string, string | undefined> | undefined;
+  const sid = params?.sid ?? params?.series;
   return sid !== undefined ? sidParam(sid) : seriesParam(request.query as Query);
 }
 
@@ -68,13 +76,23 @@ export function registerAccessControl(app: FastifyInstance): void {
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const access = route.config?.access;
-    if (access !== 'public' && access !== 'series') {
-      throw new Error(`route ${methods.join(',')} ${route.url} declares no access ('public' or 'series')`);
+    if (access !== 'public' && access !== 'series' && access !== 'listing') {
+      throw new Error(`route ${methods.join(',')} ${route.url} declares no access ('public', 'series' or 'listing')`);
     }
     for (const method of methods) app.routeAccess.push({ method, url: route.url, access });
   });
   app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config?.access !== 'series') return;
+    const access = request.routeOptions.config?.access;
+    if (access === 'listing') {
+      if (app.deps.config.auth && !app.deps.config.allowListing) {
+        throw new CircusError(
+          'FORBIDDEN',
+          'searches and study-level resources are not answered in authentication mode (they show patient data); allowListing turns them on',
+        );
+      }
+      return;
+    }
+    if (access !== 'series') return;
     const series = seriesOf(request);
     // The token is read only in authentication mode: without it, a malformed header is no error.
     if (!app.deps.config.auth || !app.deps.tokens) return;

@@ -11,9 +11,8 @@
 import type { ReadLimits } from '../dicom/fileReader.js';
 import { readHeader } from '../dicom/fileReader.js';
 import type { SliceHeader } from '../dicom/sliceHeader.js';
-import type { InstanceRecord, SeriesRecord } from '../dicomweb/records.js';
+import { type InstanceRecord, instanceRecordOf, recordOfSummary, type SeriesRecord, seriesRecordOf } from '../dicomweb/records.js';
 import type { SeriesSource, SourceInstance } from '../sources/source.js';
-import type { SeriesSummary } from '../sources/summary.js';
 import { isSourceFailure } from '../core/errors.js';
 import { mapLimit } from '../util/async.js';
 
@@ -47,95 +46,6 @@ const DEFAULTS = { concurrency: 16, reuseMs: 5000, keepSeries: 16 };
 
 const text = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
 
-/** Header attributes QIDO-RS returns beyond those volume assembly reads (absent from headers read before they were kept). */
-interface QueryAttributes {
-  sopClassUid?: string;
-  patientBirthDate?: string;
-  patientSex?: string;
-  studyTime?: string;
-  accessionNumber?: string;
-  referringPhysicianName?: string;
-  studyId?: string;
-  seriesNumber?: number;
-  seriesDate?: string;
-  seriesTime?: string;
-}
-
-/** A source that may keep series records (the header index does). */
-type RecordSource = SeriesSource & { seriesRecords?(): Promise<SeriesRecord[]> };
-
-/** The record of an instance, from its header. */
-export function instanceRecordOf(header: SliceHeader, seriesUid: string): InstanceRecord {
-  const q = header as SliceHeader & QueryAttributes;
-  return {
-    sopInstanceUid: header.sopInstanceUid ?? '',
-    sopClassUid: text(q.sopClassUid),
-    seriesInstanceUid: seriesUid,
-    studyInstanceUid: text(header.studyInstanceUid),
-    instanceNumber: header.instanceNumber ?? null,
-    rows: header.rows,
-    columns: header.columns,
-    bitsAllocated: header.bitsAllocated,
-    numberOfFrames: header.numberOfFrames,
-    transferSyntaxUid: header.transferSyntaxUid,
-  };
-}
-
-/** A series record from the header of one of its instances and its counts. */
-export function seriesRecordOf(seriesUid: string, header: SliceHeader, instances: number, frames: number): SeriesRecord {
-  const q = header as SliceHeader & QueryAttributes;
-  return {
-    seriesInstanceUid: seriesUid,
-    studyInstanceUid: text(header.studyInstanceUid),
-    patientName: text(header.patientName),
-    patientId: text(header.patientId),
-    patientBirthDate: text(q.patientBirthDate),
-    patientSex: text(q.patientSex),
-    studyDate: text(header.studyDate),
-    studyTime: text(q.studyTime),
-    accessionNumber: text(q.accessionNumber),
-    referringPhysicianName: text(q.referringPhysicianName),
-    studyId: text(q.studyId),
-    studyDescription: text(header.studyDescription),
-    modality: text(header.modality),
-    seriesNumber: q.seriesNumber ?? null,
-    seriesDescription: text(header.seriesDescription),
-    seriesDate: text(q.seriesDate),
-    seriesTime: text(q.seriesTime),
-    instances,
-    frames,
-    rows: header.rows,
-    columns: header.columns,
-  };
-}
-
-/** A record from a GET /series summary, for sources that only list summaries. */
-function recordOfSummary(s: SeriesSummary): SeriesRecord {
-  return {
-    seriesInstanceUid: s.seriesUid,
-    studyInstanceUid: s.studyUid,
-    patientName: s.patientName,
-    patientId: s.patientId,
-    patientBirthDate: null,
-    patientSex: null,
-    studyDate: s.studyDate?.replace(/-/g, '') ?? null,
-    studyTime: null,
-    accessionNumber: null,
-    referringPhysicianName: null,
-    studyId: null,
-    studyDescription: s.studyDescription,
-    modality: s.modality,
-    seriesNumber: null,
-    seriesDescription: s.seriesDescription,
-    seriesDate: null,
-    seriesTime: null,
-    instances: s.images,
-    frames: s.images,
-    rows: s.rows,
-    columns: s.columns,
-  };
-}
-
 const byInstanceNumber = (a: CatalogInstance, b: CatalogInstance): number =>
   (a.record.instanceNumber ?? Number.MAX_SAFE_INTEGER) - (b.record.instanceNumber ?? Number.MAX_SAFE_INTEGER) ||
   (a.record.sopInstanceUid < b.record.sopInstanceUid ? -1 : a.record.sopInstanceUid > b.record.sopInstanceUid ? 1 : 0);
@@ -146,7 +56,7 @@ export class DicomwebCatalog {
   private readonly recent = new Map<string, { at: number; series: Promise<CatalogSeries | null> }>();
 
   constructor(
-    private readonly source: RecordSource,
+    private readonly source: SeriesSource,
     options: CatalogOptions = {},
     private readonly now: () => number = () => Date.now(),
   ) {
@@ -205,8 +115,10 @@ export class DicomwebCatalog {
         if (isSourceFailure(err)) throw err;
         return null;
       }
-      if (!header.sopInstanceUid) return null;
-      return { instance, header, record: instanceRecordOf(header, seriesUid) };
+      const record = instanceRecordOf(header);
+      // An instance of another series in the series' folder is not one of its instances.
+      if (!record || record.seriesInstanceUid !== seriesUid) return null;
+      return { instance, header, record };
     });
     const instances: CatalogInstance[] = [];
     const bySop = new Map<string, CatalogInstance>();

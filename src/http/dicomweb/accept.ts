@@ -155,11 +155,7 @@ export function acceptsJson(ranges: readonly MediaRange[]): boolean {
   return ranges.some((r) => covers(r.type, 'application/dicom+json') || covers(r.type, 'application/json'));
 }
 
-/** The rendered media type the ranges prefer, of those the server renders; null when none. `*\/*` is JPEG, PS3.18's default. */
-export function renderedType(ranges: readonly MediaRange[]): 'image/jpeg' | 'image/png' | null {
-  for (const range of ranges) {
-    if (covers(range.type, 'image/jpeg')) return 'image/jpeg';
-    if (covers(range.type, 'image/png')) return 'image/png';
-  }
-  return null;
+/** The rendered media type the ranges accept, of those the server renders (PNG only for now); null when none. */
+export function renderedType(ranges: readonly MediaRange[]): 'image/png' | null {
+  return ranges.some((r) => covers(r.type, 'image/png')) ? 'image/png' : null;
 }

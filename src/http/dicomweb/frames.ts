@@ -1,0 +1,75 @@
+/**
+ * One frame of an instance as uncompressed bytes, for /frames (application/octet-stream) and
+ * /rendered: native frames as stored (little endian), compressed ones decoded on this thread
+ * (a frame of a CT takes a few milliseconds; frames are cached as rendered images, not decoded again).
+ */
+import { CircusError } from '../../core/errors.js';
+import { canDecode, decodeFrame, initCodecs } from '../../dicom/codecs.js';
+import type { ParsedDicom } from '../../dicom/parser.js';
+import { isNative, type SliceHeader } from '../../dicom/sliceHeader.js';
+import { encapsulatedFrames, nativeFrame } from '../../dicom/frameBytes.js';
+import type { FrameLayout } from '../../dicomweb/rendered.js';
+
+/** JPEG and JPEG 2000 syntaxes: their decoders give RGB for colour stored as YBR. */
+const RGB_DECODERS = /^1\.2\.840\.10008\.1\.2\.4\.(5\d|6\d|7\d|9\d|20[123])$/;
+
+/** The photometric interpretation of a frame's bytes once decoded from `transferSyntaxUid`. */
+export function decodedPhotometric(transferSyntaxUid: string, photometric: string): string {
+  if (photometric.startsWith('YBR') && RGB_DECODERS.test(transferSyntaxUid)) return 'RGB';
+  return photometric;
+}
+
+/** Decodes one compressed frame (400-free: a frame that fails is a 422 naming the instance). */
+export async function decodeOneFrame(header: SliceHeader, encoded: Uint8Array): Promise<Uint8Array> {
+  if (!canDecode(header.transferSyntaxUid)) {
+    throw new CircusError('UNSUPPORTED_TRANSFER_SYNTAX', `transfer syntax ${header.transferSyntaxUid} cannot be decoded here`);
+  }
+  await initCodecs();
+  try {
+    return decodeFrame(header.transferSyntaxUid, encoded, {
+      rows: header.rows,
+      columns: header.columns,
+      bitsAllocated: header.bitsAllocated,
+      bitsStored: header.bitsStored,
+      pixelRepresentation: header.pixelRepresentation,
+      samplesPerPixel: header.samplesPerPixel,
+      photometricInterpretation: header.photometricInterpretation,
+      planarConfiguration: header.planarConfiguration,
+    });
+  } catch (err) {
+    throw new CircusError(
+      'UNPROCESSABLE_SERIES',
+      `instance ${header.sopInstanceUid ?? ''} has a frame that cannot be decoded: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** Frame `index` (0-based) as uncompressed little-endian bytes, with the layout that reads them. */
+export async function uncompressedFrame(
+  parsed: ParsedDicom,
+  header: SliceHeader,
+  index: number,
+): Promise<{ bytes: Uint8Array; layout: FrameLayout }> {
+  const native = isNative(header.transferSyntaxUid);
+  const bytes = native ? nativeFrame(parsed, header, index) : await decodeOneFrame(header, encapsulatedFrames(parsed, header)[index]);
+  const photometric = native ? header.photometricInterpretation : decodedPhotometric(header.transferSyntaxUid, header.photometricInterpretation);
+  return {
+    bytes,
+    layout: {
+      rows: header.rows,
+      columns: header.columns,
+      samplesPerPixel: header.samplesPerPixel,
+      bitsAllocated: header.bitsAllocated,
+      bitsStored: header.bitsStored,
+      highBit: header.highBit,
+      pixelRepresentation: header.pixelRepresentation,
+      photometricInterpretation: photometric,
+      // Decoders give interleaved samples.
+      planarConfiguration: native ? header.planarConfiguration : 0,
+      rescaleSlope: header.rescaleSlope,
+      rescaleIntercept: header.rescaleIntercept,
+      windowCenter: header.windowCenter,
+      windowWidth: header.windowWidth,
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/**
+ * The DICOMweb face (PS3.18), read-only, under /dicom-web below the base path: WADO-RS retrieve
+ * and frames, rendered images and thumbnails (searches and metadata are to come). Errors are
+ * `{"status": "ng", "message"}` bodies with PS3.18's statuses (400 with the reason, 404, 406,
+ * 413). Responses may be read from pages served elsewhere (a viewer that isolates itself with
+ * COEP): they carry Cross-Origin-Resource-Policy: cross-origin beside the CORS headers.
+ */
+import type { FastifyInstance, RouteOptions } from 'fastify';
+import { DICOMWEB_PREFIX } from './resources.js';
+import { renderedRoutes } from './renderedRoutes.js';
+import { wadoRoutes } from './wado.js';
+
+export async function dicomwebRoutes(app: FastifyInstance): Promise<void> {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    route.config = { ...route.config, errorStyle: 'status', counter: route.config?.counter ?? 'dicom-web' };
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('Cross-Origin-Resource-Policy', 'cross-origin');
+  });
+  app.register(
+    async (face) => {
+      face.register(wadoRoutes);
+      face.register(renderedRoutes);
+    },
+    { prefix: DICOMWEB_PREFIX },
+  );
+}

@@ -1,0 +1,142 @@
+/**
+ * WADO-RS (PS3.18 10.4): instances of a study, series or one instance as multipart/related
+ * application/dicom, and frames.
+ *
+ * Transfer syntaxes of instances: `transfer-syntax=*` sends each instance as stored; a named
+ * syntax (Explicit VR Little Endian when the request names none, PS3.18's default) is served
+ * when every instance is stored in it; anything else is 406 (instances are not rewritten yet).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CircusError, notFound, tooLarge } from '../../core/errors.js';
+import { canDecode } from '../../dicom/codecs.js';
+import { encapsulatedFrames, nativeFrame } from '../../dicom/frameBytes.js';
+import type { ParsedDicom } from '../../dicom/parser.js';
+import { isNative } from '../../dicom/sliceHeader.js';
+import { TransferSyntax } from '../../dicom/tags.js';
+import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCatalog.js';
+import type { Query } from '../params.js';
+import { acceptedRanges, acceptsJson, covers, type FrameDelivery, frameDelivery, instanceSyntax, notAcceptable } from './accept.js';
+import { multipartBody, multipartType, newBoundary, type Part, readAhead } from './multipart.js';
+import {
+  type InstanceParams,
+  instanceOfPath,
+  instanceUrl,
+  parsedInstance,
+  rootUrl,
+  type SeriesParams,
+  seriesOfPath,
+  type StudyParams,
+  studyOfPath,
+} from './resources.js';
+import { decodeOneFrame } from './frames.js';
+
+/** Instances read ahead of the one being sent. */
+const READ_AHEAD = 4;
+/** Most frame numbers one frames request may list. */
+const MAX_FRAME_LIST = 10_000;
+
+/** Checks that every instance can be sent in the requested syntax (406 naming one that cannot). */
+function checkSyntax(entries: readonly CatalogInstance[], requested: string): void {
+  for (const e of entries) {
+    const stored = e.header.transferSyntaxUid;
+    if (requested === '*' || requested === stored) continue;
+    throw notAcceptable(
+      `instance ${e.record.sopInstanceUid} is stored in ${stored}; instances are sent as stored (transfer-syntax=*) or in the syntax they are stored in`,
+    );
+  }
+}
+
+async function instancePart(e: CatalogInstance, location: string): Promise<Part> {
+  return { contentType: `application/dicom; transfer-syntax=${e.header.transferSyntaxUid}`, bytes: await e.instance.bytes(), location };
+}
+
+/** Sends instances as a multipart/related application/dicom stream. */
+function sendInstances(request: FastifyRequest, reply: FastifyReply, items: readonly { series: CatalogSeries; entry: CatalogInstance }[]) {
+  const requested = instanceSyntax(acceptedRanges(request.headers.accept, request.query as Query));
+  if (requested === null)
+    throw notAcceptable('instances are sent as multipart/related; type="application/dicom" (the Accept header allows no such thing)');
+  checkSyntax(
+    items.map((i) => i.entry),
+    requested,
+  );
+  const root = rootUrl(request);
+  const boundary = newBoundary();
+  const parts = readAhead(items, READ_AHEAD, ({ series, entry }) =>
+    instancePart(entry, instanceUrl(root, series.studyUid ?? '', series.seriesUid, entry.record.sopInstanceUid)),
+  );
+  const ts = requested === '*' ? '' : `; transfer-syntax=${requested}`;
+  reply.header('Content-Type', multipartType('application/dicom', boundary, ts)).header('Cache-Control', 'private, no-cache');
+  return reply.send(multipartBody(parts, boundary));
+}
+
+const allOf = (seriesList: readonly CatalogSeries[]) => seriesList.flatMap((series) => series.instances.map((entry) => ({ series, entry })));
+
+/** The frame numbers of a `frames/{list}` path (1-based, comma-separated), each checked against the instance's frames. */
+export function frameList(text: string, frames: number): number[] {
+  const parts = text.split(',');
+  if (parts.length > MAX_FRAME_LIST) throw tooLarge(`a frame list may name at most ${MAX_FRAME_LIST} frames`);
+  return parts.map((p) => {
+    if (!/^\d{1,9}$/.test(p.trim()))
+      throw new CircusError('BAD_PARAMETER', `the frame list must be frame numbers from 1 separated by commas, got '${text.slice(0, 60)}'`);
+    const n = Number(p.trim());
+    if (n < 1) throw new CircusError('BAD_PARAMETER', 'frame numbers start at 1');
+    if (n > frames) throw notFound(`frame ${n} is not in the instance, which has ${frames} frame${frames === 1 ? '' : 's'}`);
+    return n;
+  });
+}
+
+/** The bytes of frame `n` (1-based) as a delivery says. */
+async function framePart(parsed: ParsedDicom, e: CatalogInstance, n: number, how: FrameDelivery, stored: Uint8Array[] | null): Promise<Part> {
+  if (how.kind === 'stored') {
+    return { contentType: `${how.mediaType}; transfer-syntax=${how.transferSyntaxUid}`, bytes: stored![n - 1] };
+  }
+  const bytes = isNative(e.header.transferSyntaxUid) ? nativeFrame(parsed, e.header, n - 1) : await decodeOneFrame(e.header, stored![n - 1]);
+  return { contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`, bytes };
+}
+
+async function sendFrames(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, e: CatalogInstance, frames: number[]) {
+  const compressed = !isNative(e.header.transferSyntaxUid);
+  const how = frameDelivery(acceptedRanges(request.headers.accept, request.query as Query), e.header.transferSyntaxUid, compressed);
+  if (!how) {
+    throw notAcceptable(
+      `frames of instance ${e.record.sopInstanceUid} (stored in ${e.header.transferSyntaxUid}) are sent as multipart/related; type="application/octet-stream"` +
+        (compressed ? ' (decoded), or as stored with transfer-syntax=* or the media type of the stored syntax' : ''),
+    );
+  }
+  if (how.kind === 'native' && compressed && !canDecode(e.header.transferSyntaxUid)) {
+    throw notAcceptable(
+      `instance ${e.record.sopInstanceUid} is stored in ${e.header.transferSyntaxUid}, which this server cannot decode; ask for transfer-syntax=*`,
+    );
+  }
+  const parsed = await parsedInstance(app, e);
+  const stored = compressed ? encapsulatedFrames(parsed, e.header) : null;
+  const boundary = newBoundary();
+  const type = how.kind === 'stored' ? how.mediaType : 'application/octet-stream';
+  const ts = how.kind === 'stored' ? how.transferSyntaxUid : TransferSyntax.ExplicitLittle;
+  const parts = readAhead(frames, 2, (n) => framePart(parsed, e, n, how, stored));
+  reply.header('Content-Type', multipartType(type, boundary, `; transfer-syntax=${ts}`)).header('Cache-Control', 'private, max-age=600');
+  return reply.send(multipartBody(parts, boundary));
+}
+
+export async function wadoRoutes(app: FastifyInstance): Promise<void> {
+  const maxInstances = () => app.deps.config.dicomwebMaxInstances;
+  const series = { config: { access: 'series' as const } };
+  const listing = { config: { access: 'listing' as const } };
+
+  app.get('/studies/:study', listing, async (request, reply) => {
+    return sendInstances(request, reply, allOf(await studyOfPath(app, request.params as StudyParams, maxInstances())));
+  });
+  app.get('/studies/:study/series/:series', series, async (request, reply) => {
+    return sendInstances(request, reply, allOf([await seriesOfPath(app, request.params as SeriesParams)]));
+  });
+  app.get('/studies/:study/series/:series/instances/:instance', series, async (request, reply) => {
+    const { series: s, entry } = await instanceOfPath(app, request.params as InstanceParams);
+    return sendInstances(request, reply, [{ series: s, entry }]);
+  });
+
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frames', series, async (request, reply) => {
+    const { entry } = await instanceOfPath(app, request.params as InstanceParams);
+    const frames = frameList((request.params as { frames: string }).frames, entry.header.numberOfFrames);
+    return sendFrames(app, request, reply, entry, frames);
+  });
+}

@@ -1,0 +1,292 @@
+/**
+ * The DICOMweb face, in process, over a data directory of series written in code: WADO-RS
+ * retrieve (multipart bodies parsed here, bytes compared with the files), frames (uncompressed
+ * and as stored, compared with the pixels written), rendered and thumbnail images (decoded and
+ * compared with the VOI LUT computed here), content negotiation and errors.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/config.js';
+import { voi } from '../src/dicomweb/rendered.js';
+import { TransferSyntax } from '../src/dicom/tags.js';
+import { createServer, type Server } from '../src/server.js';
+import { rleFrame } from './fixtures/rle.js';
+import { TempDir, writeSeries } from './fixtures/series.js';
+
+const CT = '1.2.826.0.1.3680043.10.1453.91.1';
+const RLE = '1.2.826.0.1.3680043.10.1453.91.2';
+const value = (x: number, y: number, k: number) => x * 7 + y * 100 - 300 + k * 11;
+
+let tmp: TempDir;
+let server: Server;
+let ctFiles: string[];
+let rleFiles: string[];
+
+/** Parts of a multipart/related body: headers (lower-case names) and bytes. */
+function parts(body: Buffer, contentType: string): { headers: Record<string, string>; bytes: Buffer }[] {
+  const m = /boundary=([^;]+)/.exec(contentType);
+  if (!m) throw new Error(`no boundary in ${contentType}`);
+  const delimiter = Buffer.from(`--${m[1]}`);
+  const out: { headers: Record<string, string>; bytes: Buffer }[] = [];
+  let at = body.indexOf(delimiter);
+  while (at >= 0) {
+    const start = at + delimiter.length;
+    if (body.subarray(start, start + 2).toString() === '--') break;
+    const headEnd = body.indexOf('\r\n\r\n', start);
+    const headers: Record<string, string> = {};
+    for (const line of body
+      .subarray(start + 2, headEnd)
+      .toString('latin1')
+      .split('\r\n')) {
+      const c = line.indexOf(':');
+      headers[line.slice(0, c).toLowerCase()] = line.slice(c + 1).trim();
+    }
+    const length = Number(headers['content-length']);
+    const bytes = body.subarray(headEnd + 4, headEnd + 4 + length);
+    out.push({ headers, bytes });
+    at = body.indexOf(delimiter, headEnd + 4 + length);
+  }
+  return out;
+}
+
+/** The pixels of an 8-bit PNG (grey or RGB), checked chunk by chunk. */
+function pngPixels(png: Buffer): { width: number; height: number; channels: number; pixels: Uint8Array } {
+  expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+  let o = 8;
+  let width = 0;
+  let height = 0;
+  let channels = 0;
+  const idat: Buffer[] = [];
+  while (o < png.length) {
+    const len = png.readUInt32BE(o);
+    const type = png.toString('latin1', o + 4, o + 8);
+    const data = png.subarray(o + 8, o + 8 + len);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      channels = data[9] === 2 ? 3 : 1;
+    } else if (type === 'IDAT') idat.push(data);
+    o += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  const pixels = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    const f = raw[y * (stride + 1)];
+    for (let x = 0; x < stride; x++) {
+      const v = raw[y * (stride + 1) + 1 + x];
+      const up = y > 0 ? pixels[(y - 1) * stride + x] : 0;
+      pixels[y * stride + x] = f === 2 ? (v + up) & 255 : v;
+    }
+  }
+  return { width, height, channels, pixels };
+}
+
+const base = `/dicom-web/studies/${CT}.0/series/${CT}`;
+
+beforeAll(() => {
+  tmp = new TempDir();
+  const data = join(tmp.path, 'data');
+  ctFiles = writeSeries(join(data, CT), {
+    uid: CT,
+    columns: 6,
+    rows: 4,
+    slices: 5,
+    value,
+    rescaleIntercept: () => -1024,
+    windowCenter: 40,
+    windowWidth: 400,
+  });
+  rleFiles = writeSeries(join(data, RLE), {
+    uid: RLE,
+    columns: 5,
+    rows: 3,
+    slices: 2,
+    value,
+    transferSyntax: '1.2.840.10008.1.2.5',
+    encode: (pixels) => rleFrame(pixels as Int16Array),
+  });
+  server = createServer(loadConfig({ flags: { dataDir: data, indexPath: join(tmp.path, 'index.sqlite') }, env: {} }), {});
+});
+
+afterAll(async () => {
+  await server.close();
+  tmp.remove();
+});
+
+const sops = (files: string[]) =>
+  files.map((f) => {
+    const b = readFileSync(f);
+    // The SOP Instance UID the writer gave: (0008,0018) in Explicit VR LE.
+    const at = b.indexOf(Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]));
+    return b.toString('latin1', at + 8, at + 8 + b.readUInt16LE(at + 6)).replace(/\0$/, '');
+  });
+
+describe('WADO-RS retrieve', () => {
+  it('sends a series as stored, one part a file, in InstanceNumber order, with Content-Location', async () => {
+    const res = await server.app.inject({ url: base, headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^multipart\/related; type="application\/dicom"; boundary=/);
+    expect(res.headers['cross-origin-resource-policy']).toBe('cross-origin');
+    const got = parts(res.rawPayload, String(res.headers['content-type']));
+    expect(got.map((p) => p.bytes.equals(readFileSync(ctFiles[got.indexOf(p)])))).toEqual([true, true, true, true, true]);
+    expect(got.map((p) => p.headers['content-type'])).toEqual(Array(5).fill(`application/dicom; transfer-syntax=${TransferSyntax.ExplicitLittle}`));
+    const uids = sops(ctFiles);
+    expect(got.map((p) => p.headers['content-location'])).toEqual(uids.map((u) => `http://localhost:80${base}/instances/${u}`));
+  });
+
+  it('sends one instance, and Explicit VR Little Endian by default when it is stored so', async () => {
+    const uid = sops(ctFiles)[2];
+    const res = await server.app.inject({ url: `${base}/instances/${uid}`, headers: { accept: 'multipart/related; type="application/dicom"' } });
+    expect(res.statusCode).toBe(200);
+    const got = parts(res.rawPayload, String(res.headers['content-type']));
+    expect(got).toHaveLength(1);
+    expect(got[0].bytes.equals(readFileSync(ctFiles[2]))).toBe(true);
+  });
+
+  it('sends a study, and refuses syntaxes it would have to transcode to with 406', async () => {
+    const study = await server.app.inject({
+      url: `/dicom-web/studies/${RLE}.0`,
+      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(study.statusCode).toBe(200);
+    expect(parts(study.rawPayload, String(study.headers['content-type'])).map((p) => p.bytes.length)).toEqual(
+      rleFiles.map((f) => readFileSync(f).length),
+    );
+    const explicit = await server.app.inject({ url: `/dicom-web/studies/${RLE}.0/series/${RLE}` });
+    expect(explicit.statusCode).toBe(406);
+    expect(explicit.json()).toEqual({ status: 'ng', message: expect.stringMatching(/stored in 1\.2\.840\.10008\.1\.2\.5/) });
+    const json = await server.app.inject({ url: base, headers: { accept: 'application/dicom+json' } });
+    expect(json.statusCode).toBe(406);
+  });
+
+  it('answers 404 for a series of another study, an unknown instance, and 400 for a malformed UID', async () => {
+    const wrongStudy = await server.app.inject({ url: `/dicom-web/studies/${RLE}.0/series/${CT}` });
+    expect(wrongStudy.statusCode).toBe(404);
+    expect(wrongStudy.json().message).toBe(`series ${CT} is not in study ${RLE}.0`);
+    const noInstance = await server.app.inject({ url: `${base}/instances/1.2.3.4` });
+    expect(noInstance.statusCode).toBe(404);
+    const bad = await server.app.inject({ url: `${base}/instances/1.2.x` });
+    expect(bad.statusCode).toBe(400);
+    expect((await server.app.inject({ url: '/dicom-web/studies/9.9.9' })).statusCode).toBe(404);
+  });
+});
+
+describe('WADO-RS frames', () => {
+  const pixelsOf = (k: number, columns: number, rows: number) => {
+    const b = Buffer.alloc(columns * rows * 2);
+    for (let y = 0; y < rows; y++) for (let x = 0; x < columns; x++) b.writeInt16LE(value(x, y, k), (y * columns + x) * 2);
+    return b;
+  };
+
+  it('sends uncompressed frames as octet-stream, the bytes written', async () => {
+    const uid = sops(ctFiles)[3];
+    const res = await server.app.inject({
+      url: `${base}/instances/${uid}/frames/1,1`,
+      headers: { accept: 'multipart/related; type="application/octet-stream"' },
+    });
+    expect(res.statusCode).toBe(200);
+    const got = parts(res.rawPayload, String(res.headers['content-type']));
+    expect(got).toHaveLength(2);
+    expect(got[0].headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`);
+    expect(got[0].bytes.equals(pixelsOf(3, 6, 4))).toBe(true);
+  });
+
+  it('sends RLE frames as stored for transfer-syntax=*, decoded for octet-stream', async () => {
+    const uid = sops(rleFiles)[1];
+    const url = `/dicom-web/studies/${RLE}.0/series/${RLE}/instances/${uid}/frames/1`;
+    const stored = await server.app.inject({ url, headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
+    const s = parts(stored.rawPayload, String(stored.headers['content-type']));
+    expect(s[0].headers['content-type']).toBe('image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5');
+    const written = Int16Array.from({ length: 15 }, (_, i) => value(i % 5, Math.floor(i / 5), 1));
+    expect(Buffer.from(s[0].bytes).equals(Buffer.from(rleFrame(written)))).toBe(true);
+    const decoded = await server.app.inject({ url, headers: { accept: 'multipart/related; type="application/octet-stream"' } });
+    expect(parts(decoded.rawPayload, String(decoded.headers['content-type']))[0].bytes.equals(pixelsOf(1, 5, 3))).toBe(true);
+    const jpeg = await server.app.inject({ url, headers: { accept: 'multipart/related; type="image/jpeg"' } });
+    expect(jpeg.statusCode).toBe(406);
+  });
+
+  it('refuses frame lists out of range (404) and malformed (400)', async () => {
+    const uid = sops(ctFiles)[0];
+    const out = await server.app.inject({ url: `${base}/instances/${uid}/frames/2` });
+    expect(out.statusCode).toBe(404);
+    expect(out.json().message).toBe('frame 2 is not in the instance, which has 1 frame');
+    for (const list of ['0', '1,a', '-1', '1,,2', `${'1,'.repeat(10_001)}1`]) {
+      const res = await server.app.inject({ url: `${base}/instances/${uid}/frames/${list}` });
+      expect([400, 413]).toContain(res.statusCode);
+    }
+  });
+});
+
+describe('rendered and thumbnail', () => {
+  it('renders an instance through the window given, as PNG, each pixel the VOI LUT of its value', async () => {
+    const uid = sops(ctFiles)[1];
+    const res = await server.app.inject({ url: `${base}/instances/${uid}/rendered?window=-1100,500`, headers: { accept: 'image/png' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('image/png');
+    const img = pngPixels(res.rawPayload);
+    expect([img.width, img.height, img.channels]).toEqual([6, 4, 1]);
+    const expected = Array.from({ length: 24 }, (_, i) =>
+      voi(value(i % 6, Math.floor(i / 6), 1) - 1024, { center: -1100, width: 500, fn: 'linear' }),
+    );
+    expect([...img.pixels]).toEqual(expected);
+    // The linear function by hand for one pixel: at (0, 0) of slice 1, -300 + 11 - 1024 = -1313.
+    expect(img.pixels[0]).toBe(Math.round(((-1313 - (-1100 - 0.5)) / 499 + 0.5) * 255));
+  });
+
+  it("uses the instance's window by default, PNG for */*, and 406 for JPEG alone", async () => {
+    const uid = sops(ctFiles)[1];
+    const png = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/png' } });
+    const img = pngPixels(png.rawPayload);
+    expect(img.pixels[23]).toBe(voi(value(5, 3, 1) - 1024, { center: 40, width: 400, fn: 'linear' }));
+    const any = await server.app.inject({ url: `${base}/instances/${uid}/rendered` });
+    expect(any.headers['content-type']).toBe('image/png');
+    expect(any.rawPayload.equals(png.rawPayload)).toBe(true);
+    const jpeg = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/jpeg' } });
+    expect(jpeg.statusCode).toBe(406);
+  });
+
+  it('renders the middle image of a series, frames, and thumbnails fitted into the viewport', async () => {
+    const series = await server.app.inject({ url: `${base}/rendered?window=-1100,500`, headers: { accept: 'image/png' } });
+    const mid = pngPixels(series.rawPayload);
+    expect(mid.pixels[0]).toBe(voi(value(0, 0, 2) - 1024, { center: -1100, width: 500, fn: 'linear' }));
+    const uid = sops(ctFiles)[0];
+    const frame = await server.app.inject({ url: `${base}/instances/${uid}/frames/1/rendered?viewport=3,2`, headers: { accept: 'image/png' } });
+    const small = pngPixels(frame.rawPayload);
+    expect([small.width, small.height]).toEqual([3, 2]);
+    const thumb = await server.app.inject({ url: `/dicom-web/studies/${CT}.0/thumbnail`, headers: { accept: 'image/png' } });
+    expect(thumb.statusCode).toBe(200);
+    // 6 x 4 fitted into 128 x 128: 128 x 85 (aspect ratio kept).
+    expect(pngPixels(thumb.rawPayload).width).toBe(128);
+    expect(pngPixels(thumb.rawPayload).height).toBe(85);
+  });
+
+  it('answers bad parameters with 400 and unacceptable types with 406', async () => {
+    const uid = sops(ctFiles)[0];
+    for (const q of ['window=1', 'window=a,b', 'window=0,0', 'window=1,2,cubic', 'viewport=0,10', 'viewport=10', 'quality=101', 'frobnicate=1']) {
+      const res = await server.app.inject({ url: `${base}/instances/${uid}/rendered?${q}` });
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json().status).toBe('ng');
+    }
+    const gif = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/gif' } });
+    expect(gif.statusCode).toBe(406);
+  });
+});
+
+describe('access', () => {
+  it('needs allowListing for study-level resources in authentication mode, a series token for series ones', async () => {
+    const s = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'data'), auth: true, tokenSecret: 'x'.repeat(32) }, env: {} }), {
+      useIndex: false,
+    });
+    try {
+      const study = await s.app.inject({ url: `/dicom-web/studies/${CT}.0` });
+      expect(study.statusCode).toBe(403);
+      const series = await s.app.inject({ url: base });
+      expect(series.statusCode).toBe(401);
+    } finally {
+      await s.close();
+    }
+  });
+});
