@@ -116,7 +116,19 @@ describe('SeriesIndex', () => {
     const reopened = new Database(dbPath, { readonly: true });
     try {
       const columns = (reopened.prepare('PRAGMA table_info(files)').all() as { name: string }[]).map((c) => c.name);
-      expect(columns).toEqual(['path', 'size', 'mtime_ms', 'ctime_ms', 'ino', 'series_uid', 'note', 'header', 'sop_uid', 'instance_number']);
+      expect(columns).toEqual([
+        'path',
+        'size',
+        'mtime_ms',
+        'ctime_ms',
+        'ino',
+        'series_uid',
+        'note',
+        'header',
+        'sop_uid',
+        'instance_number',
+        'frames',
+      ]);
       expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: SCHEMA_VERSION });
       expect(SCHEMA_VERSION).toBe('6');
       expect(reopened.prepare('SELECT series_uid, instances FROM series').all()).toEqual([{ series_uid: '1.2.60', instances: 1 }]);
@@ -422,7 +434,7 @@ describe('SeriesIndex records', () => {
     new SeriesIndex(tmp.path, dbPath).close();
     const db = new Database(dbPath);
     const insert = db.prepare(
-      'INSERT INTO files (path, size, mtime_ms, ctime_ms, ino, series_uid, note, header, sop_uid, instance_number) VALUES (?, 1, 0, 0, 0, ?, NULL, ?, ?, ?)',
+      'INSERT INTO files (path, size, mtime_ms, ctime_ms, ino, series_uid, note, header, sop_uid, instance_number, frames) VALUES (?, 1, 0, 0, 0, ?, NULL, ?, ?, ?, ?)',
     );
     db.transaction(() => {
       for (let s = 0; s < 10_000; s++) {
@@ -441,7 +453,7 @@ describe('SeriesIndex records', () => {
             numberOfFrames: k + 1,
             instanceNumber: k,
           };
-          insert.run(`d${s}/f${k}`, uid, JSON.stringify(header), `${uid}.${k}`, k);
+          insert.run(`d${s}/f${k}`, uid, JSON.stringify(header), `${uid}.${k}`, k, k + 1);
         }
       }
     })();
