@@ -43,8 +43,9 @@ export interface IndexSummary {
  * Version of the tables' shape; the files table of another version is dropped and rebuilt.
  * 4: headers carry the patient and study attributes that GET /series lists.
  * 5: files are known by ctime and inode too, not only size and mtime.
- * 6: headers carry the attributes QIDO-RS matches and returns; files know their SOP Instance UID
- *    and InstanceNumber (columns, for paging instances in SQL); the series table sums up each series.
+ * 6: headers carry the attributes QIDO-RS matches and returns; files know their SOP Instance UID,
+ *    InstanceNumber and frames (columns, for paging instances in SQL and counting without JSON);
+ *    the series table sums up each series.
  * The version is raised whenever SliceHeader changes shape, so no header of an older shape is read.
  */
 export const SCHEMA_VERSION = '6';
@@ -216,9 +217,10 @@ export class SeriesIndex {
         note TEXT,
         header TEXT,
         sop_uid TEXT,
-        instance_number REAL
+        instance_number REAL,
+        frames INTEGER
       );
-      CREATE INDEX IF NOT EXISTS files_by_series ON files(series_uid);
+      CREATE INDEX IF NOT EXISTS files_by_series ON files(series_uid, path, frames);
       CREATE INDEX IF NOT EXISTS files_by_sop ON files(sop_uid);
       CREATE TABLE IF NOT EXISTS series (
         series_uid TEXT PRIMARY KEY,
@@ -239,15 +241,17 @@ export class SeriesIndex {
    * Sums up `uids` again in the series table from their files (each from the header of its first
    * file in path order, counted over every file), and drops those that have no file left. Called
    * inside the transaction that changed their files, so the table never disagrees with them.
+   * The index (series_uid, path, frames) makes the first file one lookup and the counts a read of
+   * the index alone, so a large series summed up again at every batch of an update costs no JSON
+   * parsing but that of its first header.
    */
   private refreshSeries(uids: Iterable<string>): void {
     const drop = this.db.prepare('DELETE FROM series WHERE series_uid = ?');
     const insert = this.db.prepare(`
       INSERT INTO series (series_uid, ${SERIES_HEADER_COLUMNS.map(([c]) => c).join(', ')}, instances, frames)
       SELECT f.series_uid, ${SERIES_HEADER_COLUMNS.map(([, field]) => `json_extract(f.header, '$.${field}')`).join(', ')}, c.n, c.frames
-      FROM (SELECT series_uid, header FROM files WHERE series_uid = @uid AND header IS NOT NULL ORDER BY path LIMIT 1) AS f,
-        (SELECT COUNT(*) AS n, SUM(COALESCE(json_extract(header, '$.numberOfFrames'), 1)) AS frames
-         FROM files WHERE series_uid = @uid AND header IS NOT NULL) AS c`);
+      FROM (SELECT series_uid, header FROM files WHERE series_uid = @uid ORDER BY path LIMIT 1) AS f,
+        (SELECT COUNT(*) AS n, SUM(COALESCE(frames, 1)) AS frames FROM files WHERE series_uid = @uid) AS c`);
     for (const uid of uids) {
       drop.run(uid);
       insert.run({ uid });
@@ -411,7 +415,7 @@ export class SeriesIndex {
     if (this.closed) throw new Error('the index was closed during the update');
     const removed = [...known.keys()].filter((p) => !seen.has(p));
     const upsert = this.db.prepare(
-      'INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, series_uid, note, header, sop_uid, instance_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, series_uid, note, header, sop_uid, instance_number, frames) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const remove = this.db.prepare('DELETE FROM files WHERE path = ?');
     const seriesOfPath = this.db.prepare('SELECT series_uid AS uid FROM files WHERE path = ?');
@@ -443,10 +447,19 @@ export class SeriesIndex {
           const uid = h.seriesInstanceUid || null;
           const sop = uid ? h.sopInstanceUid || null : null;
           const number = uid && h.instanceNumber !== undefined && Number.isFinite(h.instanceNumber) ? h.instanceNumber : null;
-          return [f.rel, ...stampColumns(f.stamp), uid, uid ? null : 'no SeriesInstanceUID', uid ? JSON.stringify(h) : null, sop, number];
+          return [
+            f.rel,
+            ...stampColumns(f.stamp),
+            uid,
+            uid ? null : 'no SeriesInstanceUID',
+            uid ? JSON.stringify(h) : null,
+            sop,
+            number,
+            uid ? h.numberOfFrames : null,
+          ];
         } catch (err) {
           notDicom++;
-          return [f.rel, ...stampColumns(f.stamp), null, (err as Error).message.slice(0, 200), null, null, null];
+          return [f.rel, ...stampColumns(f.stamp), null, (err as Error).message.slice(0, 200), null, null, null, null];
         }
       });
       this.db.transaction(() => {
