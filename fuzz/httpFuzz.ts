@@ -13,7 +13,7 @@ import { TempDir, writeSeries } from '../test/fixtures/series.js';
 import { rng } from './mutate.js';
 
 export const SERIES = '1.2.840.113619.2.55.3';
-const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 413, 422, 503]);
+const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 406, 413, 422, 503]);
 const TIME_LIMIT_MS = 5000;
 
 const ACTIONS: Record<string, string[]> = {
@@ -24,6 +24,13 @@ const ACTIONS: Record<string, string[]> = {
   '/raw': ['series', 'format'],
   '/volume': ['series'],
   '/requestToken': ['series'],
+  // The DICOMweb face: searches, a retrieve, frames and rendered images of the series below.
+  '/dicom-web/studies': ['PatientName', 'StudyDate', 'StudyInstanceUID', 'ModalitiesInStudy', 'includefield', 'limit', 'offset', 'fuzzymatching'],
+  '/dicom-web/series': ['Modality', 'SeriesInstanceUID', 'SeriesNumber', 'includefield', 'limit', 'offset'],
+  [`/dicom-web/studies/${SERIES}.0/series/${SERIES}/instances`]: ['SOPInstanceUID', 'InstanceNumber', 'includefield', 'limit'],
+  [`/dicom-web/studies/${SERIES}.0/series/${SERIES}`]: ['accept'],
+  [`/dicom-web/studies/${SERIES}.0/series/${SERIES}/rendered`]: ['window', 'viewport', 'quality', 'accept'],
+  [`/dicom-web/studies/${SERIES}.0/thumbnail`]: ['viewport', 'accept'],
 };
 
 const GOOD: Record<string, string[]> = {
@@ -37,6 +44,23 @@ const GOOD: Record<string, string[]> = {
   c: ['1,1,1', '0,0,0', '5,4,3', '2.5,1.25,0.5'],
   format: ['combined', 'voxels'],
   token: ['abc.def'],
+  PatientName: ['Doe*', '*', '?oe^J*', "'; DROP TABLE files;--"],
+  StudyDate: ['20240101', '20240101-', '-20241231', '20240101-20241231'],
+  StudyInstanceUID: [`${SERIES}.0`, `${SERIES}.0\\1.2.3`, '1.2.3'],
+  SeriesInstanceUID: [SERIES, '1.2.3'],
+  SOPInstanceUID: ['1.2.3'],
+  ModalitiesInStudy: ['CT', 'MR\\CT'],
+  Modality: ['CT'],
+  SeriesNumber: ['1'],
+  InstanceNumber: ['1', '3'],
+  includefield: ['all', 'PatientName', '00100010,StudyDescription'],
+  limit: ['1', '10', '1000'],
+  offset: ['0', '1', '5'],
+  fuzzymatching: ['true', 'false'],
+  window: ['40,400', '-1000,1500,linear-exact', '0,1,sigmoid'],
+  viewport: ['64,64', '10,20', '16,16,0,0,3,2', '8,8,,,-4,-3'],
+  quality: ['1', '90', '100'],
+  accept: ['image/png', '*/*', 'multipart/related; type="application/dicom"; transfer-syntax=*', 'image/jpeg'],
 };
 
 const BAD = [
@@ -131,14 +155,15 @@ export async function fuzzHttp(
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
       if (!ALLOWED.has(res.statusCode)) problems.push({ url, status: res.statusCode, why: `status ${res.statusCode}: ${res.body.slice(0, 200)}` });
       else if (res.statusCode >= 400) {
-        let body: { result?: string; message?: string } = {};
+        let body: { result?: string; status?: string; message?: string } = {};
         try {
           body = res.json();
         } catch {
           /* checked below */
         }
-        if (body.result !== 'ng' || typeof body.message !== 'string')
-          problems.push({ url, status: res.statusCode, why: `error body is not {result:"ng",message}: ${res.body.slice(0, 200)}` });
+        // The 2016 routes answer {result: "ng"}, the current API's and DICOMweb's {status: "ng"}.
+        if ((body.result ?? body.status) !== 'ng' || typeof body.message !== 'string')
+          problems.push({ url, status: res.statusCode, why: `error body is not {result|status:"ng",message}: ${res.body.slice(0, 200)}` });
       }
       if (ms > TIME_LIMIT_MS) problems.push({ url, status: res.statusCode, why: `took ${ms.toFixed(0)} ms` });
     }

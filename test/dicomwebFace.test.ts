@@ -290,3 +290,57 @@ describe('access', () => {
     }
   });
 });
+
+describe('QIDO-RS', () => {
+  const tagValue = (r: Record<string, { Value?: unknown[] }>, t: string) => r[t]?.Value?.[0];
+
+  it('finds studies with their required attributes and counts, from the index', async () => {
+    const res = await server.app.inject({ url: '/dicom-web/studies', headers: { accept: 'application/dicom+json' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/dicom\+json/);
+    const studies = res.json() as Record<string, { vr: string; Value?: unknown[] }>[];
+    const ct = studies.find((s) => tagValue(s, '0020000D') === `${CT}.0`)!;
+    expect(ct).toBeDefined();
+    expect(tagValue(ct, '00201206')).toBe(1); // NumberOfStudyRelatedSeries
+    expect(tagValue(ct, '00201208')).toBe(5); // NumberOfStudyRelatedInstances
+    expect(ct['00080061']).toEqual({ vr: 'CS', Value: ['CT'] }); // ModalitiesInStudy
+    expect(tagValue(ct, '00081190')).toBe(`http://localhost:80/dicom-web/studies/${CT}.0`);
+    expect(studies.map((s) => tagValue(s, '0020000D')).sort()).toEqual([`${CT}.0`, `${RLE}.0`]);
+  });
+
+  it('matches UIDs, limits and pages series, and lists the instances of a series in order', async () => {
+    const one = await server.app.inject({ url: `/dicom-web/series?SeriesInstanceUID=${RLE}` });
+    expect((one.json() as unknown[]).length).toBe(1);
+    const page = await server.app.inject({ url: '/dicom-web/series?limit=1&offset=1' });
+    expect((page.json() as unknown[]).length).toBe(1);
+    const inStudy = await server.app.inject({ url: `/dicom-web/studies/${CT}.0/series` });
+    expect((inStudy.json() as Record<string, { Value?: unknown[] }>[]).map((s) => tagValue(s, '0020000E'))).toEqual([CT]);
+    const instances = await server.app.inject({ url: `${base}/instances` });
+    const list = instances.json() as Record<string, { Value?: unknown[] }>[];
+    expect(list.map((i) => tagValue(i, '00080018'))).toEqual(sops(ctFiles));
+    expect(list.map((i) => tagValue(i, '00200013'))).toEqual([1, 2, 3, 4, 5]);
+    const studyInstances = await server.app.inject({ url: `/dicom-web/studies/${RLE}.0/instances` });
+    expect((studyInstances.json() as unknown[]).length).toBe(2);
+    const all = await server.app.inject({ url: `/dicom-web/instances?SeriesInstanceUID=${CT}` });
+    expect((all.json() as unknown[]).length).toBe(5);
+  });
+
+  it('answers hostile queries with 400 and a reason, never a 500', async () => {
+    for (const q of [
+      'limit=-1',
+      'offset=1e12',
+      'StudyDate=2020-13-45',
+      'StudyInstanceUID=1.2.abc',
+      'NoSuchKeyword=1',
+      `includefield=${'PatientName,'.repeat(300)}`,
+    ]) {
+      const res = await server.app.inject({ url: `/dicom-web/studies?${q}` });
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json()).toEqual({ status: 'ng', message: expect.any(String) });
+    }
+    const sql = await server.app.inject({ url: `/dicom-web/studies?PatientName=${encodeURIComponent("'; DROP TABLE files;--")}` });
+    expect(sql.statusCode).toBe(200);
+    expect(sql.json()).toEqual([]);
+    expect((await server.app.inject({ url: '/dicom-web/studies', headers: { accept: 'image/png' } })).statusCode).toBe(406);
+  });
+});
