@@ -64,7 +64,7 @@ function entryOf(tag: number): Entry | undefined {
   load();
   const exact = byTag!.get(tag >>> 0);
   if (exact) return exact;
-  for (const r of repeaters!) if (((tag & r.mask) >>> 0) === r.value) return r;
+  for (const r of repeaters!) if ((tag & r.mask) >>> 0 === r.value) return r;
   return undefined;
 }
 

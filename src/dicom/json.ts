@@ -28,15 +28,7 @@
  *   is given; left out otherwise (its bytes do not belong in a metadata answer);
  * - SQ: Value holds one object an item ({} for an empty item); a sequence of no items has no Value.
  */
-import {
-  BINARY_UNIT,
-  elementItems,
-  elementVr,
-  encapsulatedValue,
-  hexTag,
-  littleEndianBytes,
-  storedBytes,
-} from './elementValues.js';
+import { BINARY_UNIT, elementItems, elementVr, encapsulatedValue, hexTag, littleEndianBytes, storedBytes } from './elementValues.js';
 import { type DataSet, DicomParseError, type Element } from './parser.js';
 import { Tags } from './tags.js';
 
