@@ -150,7 +150,9 @@ describeWithPydicom('DICOM JSON against pydicom', () => {
             const mineItems = (a.Value ?? []) as DicomJson[];
             const theirItems = (b.Value ?? []) as Record<string, PydicomAttribute>[];
             if (mineItems.length !== theirItems.length) problems.push(`${where}: ${mineItems.length} items, pydicom ${theirItems.length}`);
-            mineItems.forEach((item, i) => theirItems[i] && compare(item, theirItems[i], `${prefix}${key}/${i}/`, textComparable));
+            mineItems.forEach((item, i) => {
+              if (theirItems[i]) compare(item, theirItems[i], `${prefix}${key}/${i}/`, textComparable);
+            });
             continue;
           }
           if (!textComparable && TEXT_VRS.has(a.vr)) continue;
@@ -188,7 +190,13 @@ describeWithPydicom('DICOM JSON against pydicom', () => {
       const ds = parseDicom(readFileSync(path), { elementsAfterPixelData: true }).dataset;
       const inline = datasetJson(ds);
       const paths: string[] = [];
-      const bulk = datasetJson(ds, { bulkThreshold: 0, bulkDataUri: (p) => (paths.push(p), `https://pacs/bulk/${p}`) });
+      const bulk = datasetJson(ds, {
+        bulkThreshold: 0,
+        bulkDataUri: (p) => {
+          paths.push(p);
+          return `https://pacs/bulk/${p}`;
+        },
+      });
       const walk = (a: DicomJson, b: DicomJson): void => {
         for (const [key, attr] of Object.entries(b)) {
           if (attr.BulkDataURI !== undefined) {
@@ -198,7 +206,11 @@ describeWithPydicom('DICOM JSON against pydicom', () => {
             if (a[key]?.InlineBinary !== undefined) expect(bytes!.toString('base64')).toBe(a[key].InlineBinary);
             checked++;
           }
-          if (attr.vr === 'SQ') (attr.Value ?? []).forEach((item, i) => walk(((a[key]?.Value ?? []) as DicomJson[])[i] ?? {}, item as DicomJson));
+          if (attr.vr === 'SQ') {
+            (attr.Value ?? []).forEach((item, i) => {
+              walk(((a[key]?.Value ?? []) as DicomJson[])[i] ?? {}, item as DicomJson);
+            });
+          }
         }
       };
       walk(inline, bulk);
