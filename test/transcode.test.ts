@@ -177,3 +177,69 @@ describe('frames', () => {
     expect([...nativeFrame(out, readSliceHeader(out), 1)]).toEqual(bytesOf(frames[1]));
   });
 });
+
+describe('malformed input', () => {
+  /** A small deterministic generator (mulberry32), so a failure can be replayed. */
+  function random(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  const nested: WriteElement[] = [
+    ...image(new Int16Array([1, -2, 3, -4]), 2, 2),
+    { tag: tag(0x0008, 0x0070), vr: 'LO', value: 'ACME' },
+    {
+      tag: tag(0x0008, 0x1115),
+      vr: 'SQ',
+      value: [
+        [
+          { tag: Tags.SeriesInstanceUID, vr: 'UI', value: '1.2.3.5' },
+          { tag: tag(0x0008, 0x1140), vr: 'SQ', value: [[{ tag: Tags.SOPInstanceUID, vr: 'UI', value: '9.8' }], []] },
+          { tag: tag(0x0028, 0x0009), vr: 'AT', value: new Uint8Array([0x18, 0, 0x63, 0x10]) },
+        ],
+      ],
+    },
+  ];
+
+  for (const ts of [ImplicitLittle, ExplicitBig]) {
+    it(`throws only DicomParseError for damaged files (${ts})`, () => {
+      const good = writeDicom(nested, { transferSyntax: ts });
+      const next = random(ts === ImplicitLittle ? 1 : 2);
+      let parsedCount = 0;
+      let refused = 0;
+      for (let n = 0; n < 1500; n++) {
+        const buf = Buffer.from(good.subarray(0, next() < 0.2 ? Math.floor(next() * good.length) : good.length));
+        const flips = 1 + Math.floor(next() * 4);
+        for (let k = 0; k < flips; k++) buf[132 + Math.floor(next() * (buf.length - 132))] = Math.floor(next() * 256);
+        try {
+          const parsed = parseDicom(buf, { elementsAfterPixelData: true });
+          parsedCount++;
+          datasetJson(parsed.dataset, { bulkDataUri: (p) => p, bulkThreshold: 4 });
+          explicitLittlePart10(parsed);
+        } catch (err) {
+          if (!(err instanceof DicomParseError)) throw new Error(`mutation ${n}: ${(err as Error).stack}`);
+          refused++;
+        }
+      }
+      // Both outcomes happen: the damage is neither always fatal nor always harmless.
+      expect(parsedCount).toBeGreaterThan(100);
+      expect(refused).toBeGreaterThan(50);
+    });
+  }
+
+  it('refuses a sequence the dictionary names that is not one, when transcoding', () => {
+    // ReferencedSeriesSequence of 8 bytes holding an element instead of an item, Implicit VR.
+    const bytes = Buffer.alloc(8);
+    bytes.writeUInt16LE(0x0008, 0);
+    bytes.writeUInt16LE(0x0060, 2);
+    const elements: WriteElement[] = [...image(new Uint8Array(4), 2, 2), { tag: tag(0x0008, 0x1115), vr: 'OB', value: bytes }];
+    const input = parseDicom(writeDicom(elements, { transferSyntax: ImplicitLittle }));
+    expect(() => explicitLittlePart10(input)).toThrow(/expected a sequence item/);
+  });
+});

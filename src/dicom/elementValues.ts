@@ -59,6 +59,7 @@ function pixelRepresentation(ds: DataSet): number | undefined {
  * - UN for private tags (other than private creators, LO) and unknown tags in Implicit VR;
  * - the dictionary's for an explicit UN of a standard tag in a little-endian dataset: its bytes
  *   are the Implicit VR Little Endian encoding (PS3.5 6.2.2), so they read as that VR;
+ * - UN, in both cases, when the value's length is not a whole number of that VR's units;
  * - SQ for any element the parser read as a sequence.
  */
 export function elementVr(ds: DataSet, e: Element): string {
@@ -68,8 +69,12 @@ export function elementVr(ds: DataSet, e: Element): string {
   if (isPrivateTag(e.tag) && (e.tag & 0xffff) > 0x00ff) return 'UN';
   const vrs = vrsOf(e.tag);
   if (vrs.length === 0) return 'UN';
-  if (vrs.includes('SS') && vrs.includes('US') && !vrs.includes('OW')) return pixelRepresentation(ds) === 1 ? 'SS' : 'US';
-  return vrs[0];
+  const vr = vrs.includes('SS') && vrs.includes('US') && !vrs.includes('OW') ? (pixelRepresentation(ds) === 1 ? 'SS' : 'US') : vrs[0];
+  // A value whose length the dictionary's VR cannot hold (a private use of a retired tag, a
+  // damaged file) stays bytes rather than failing the whole dataset.
+  const unit = NUMBER_SIZE[vr] ?? BINARY_UNIT[vr] ?? 1;
+  if (e.length >= 0 && e.length % (vr === 'AT' ? 4 : unit) !== 0) return 'UN';
+  return vr;
 }
 
 const parsedItems = new WeakMap<Element, DataSet[]>();

@@ -44,6 +44,8 @@ export const IMPLEMENTATION_CLASS_UID = '2.25.4872388899453148496802910524905597
 export const IMPLEMENTATION_VERSION_NAME = 'CIRCUS_RS';
 
 const MEDIA_STORAGE_DIRECTORY = '1.2.840.10008.1.3.10';
+/** The largest defined length of an element (0xFFFFFFFF means undefined), even. */
+const MAX_VALUE_BYTES = 0xfffffffe;
 
 /** The VRs PS3.5 defines: any other two letters (a damaged file) are written as UN. */
 const KNOWN_VRS = new Set([
@@ -172,6 +174,8 @@ function encodeSequence(ds: DataSet, e: Element, out: Buffer[], r: Replacements)
 function encodePixelData(ds: DataSet, e: Element, out: Buffer[], r: Replacements): void {
   const vr = r.bitsAllocated > 8 ? 'OW' : 'OB';
   let value: Buffer;
+  if (r.pixels && r.pixels.bytes.length > MAX_VALUE_BYTES)
+    throw new DicomParseError(`${r.pixels.bytes.length} bytes of pixels are more than one element can hold`);
   if (r.pixels) value = padded(r.pixels.bytes, vr);
   else if (e.length < 0) throw new DicomParseError('compressed pixel data must be decoded to be written uncompressed (see decodedPixelData)');
   else value = padded(littleEndianBytes(ds, e, elementVr(ds, e)), vr);
@@ -341,6 +345,9 @@ export function decodedPixelData(parsed: ParsedDicom, header: SliceHeader): Nati
   const info = frameInfo(header);
   const size = decodedFrameBytes(info);
   const frames = encapsulatedFrames(parsed, header);
+  if (size * frames.length > MAX_VALUE_BYTES) {
+    throw new DicomParseError(`${frames.length} decoded frames of ${size} bytes are more than one element can hold`);
+  }
   const bytes = new Uint8Array(size * frames.length);
   frames.forEach((f, i) => {
     decodeFrameInto(parsed.transferSyntaxUid, f, info, bytes.subarray(i * size, (i + 1) * size));
