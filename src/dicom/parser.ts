@@ -57,12 +57,22 @@ export class DataSet {
   /**
    * @param container the dataset that holds this one as a sequence item: its character set
    *   applies to this item's text unless the item has its own Specific Character Set.
+   * @param explicitVr whether the elements were encoded with their VRs; when not, an element the
+   *   parser does not know (tags.ts IMPLICIT_VR) has VR 'UN', and its real VR is the dictionary's.
    */
   constructor(
     readonly buf: Buffer,
     readonly littleEndian: boolean,
     readonly container?: DataSet,
+    readonly explicitVr = true,
   ) {}
+
+  /** How many sequence items hold this dataset (0 for a top-level dataset). */
+  get depth(): number {
+    let d = 0;
+    for (let c = this.container; c; c = c.container) d++;
+    return d;
+  }
 
   /**
    * Whether text values are UTF-8: Specific Character Set (0008,0005) names ISO_IR 192 in this
@@ -164,6 +174,12 @@ export interface ParseOptions {
   partial?: boolean;
   /** Largest inflated size accepted for a deflated dataset, in bytes. */
   maxInflatedBytes?: number;
+  /**
+   * Go on reading the elements that follow Pixel Data (such as Data Set Trailing Padding) instead
+   * of stopping there; for readers of the whole dataset (DICOM JSON, transcoding). Ignored with
+   * `untilPixelData`.
+   */
+  elementsAfterPixelData?: boolean;
 }
 
 class Cursor {
@@ -211,6 +227,7 @@ const isVrByte = (c: number): boolean => c >= 0x41 && c <= 0x5a;
 interface Mode {
   explicit: boolean;
   untilPixelData: boolean;
+  afterPixelData?: boolean;
 }
 
 /** Parses elements from `c.pos` until `end` (exclusive) or an item delimitation when `end` is undefined. */
@@ -262,6 +279,7 @@ function parseElements(c: Cursor, ds: DataSet, mode: Mode, end: number | undefin
         ds.elements.set(tag, { tag, vr, offset: valueStart, length });
         c.pos = valueStart + length;
       }
+      if (mode.afterPixelData && !mode.untilPixelData) continue;
       return 'pixel';
     }
     if (length === UNDEFINED) {
@@ -302,7 +320,7 @@ function parseSequence(c: Cursor, parent: DataSet, mode: Mode, end: number | und
     const length = c.u32();
     if (tag === Tags.SequenceDelimitation) return items;
     if (tag !== Tags.Item) throw new DicomParseError(`expected a sequence item at byte ${at}, found ${hex(tag)}`);
-    const item = new DataSet(c.buf, c.littleEndian, parent);
+    const item = new DataSet(c.buf, c.littleEndian, parent, mode.explicit);
     const itemMode = { ...mode, untilPixelData: false };
     if (length === UNDEFINED) {
       parseElements(c, item, itemMode, undefined, depth + 1);
@@ -380,9 +398,10 @@ export function parseDicom(buf: Buffer, options: ParseOptions = {}): ParsedDicom
   }
   const littleEndian = transferSyntaxUid !== TransferSyntax.ExplicitBig;
   const explicit = transferSyntaxUid !== TransferSyntax.ImplicitLittle;
-  const dataset = new DataSet(dataBuf, littleEndian);
+  const dataset = new DataSet(dataBuf, littleEndian, undefined, explicit);
   const c = new Cursor(dataBuf, littleEndian, pos, partial && dataBuf === buf);
-  parseElements(c, dataset, { explicit, untilPixelData: options.untilPixelData === true }, undefined, 0);
+  const mode = { explicit, untilPixelData: options.untilPixelData === true, afterPixelData: options.elementsAfterPixelData === true };
+  parseElements(c, dataset, mode, undefined, 0);
   return { transferSyntaxUid, meta, dataset, pixelData: dataset.elements.get(Tags.PixelData) };
 }
 
@@ -406,4 +425,23 @@ function parseOne(c: Cursor, ds: DataSet): void {
   c.need(length);
   ds.elements.set(tag, { tag, vr, offset: c.pos, length });
   c.pos += length;
+}
+
+/**
+ * The items of a sequence whose value the parser kept as bytes: an element of defined length
+ * read as 'UN' from an Implicit VR dataset (or an explicit UN) that the data dictionary says is
+ * an SQ. The value is parsed in Implicit VR Little Endian (PS3.5 6.2.2: what a UN holding a
+ * sequence, and an Implicit VR dataset, are encoded in), within the element's bytes only, to
+ * the same depth limit as the rest of the dataset. Throws DicomParseError when it is not a
+ * well-formed sequence.
+ */
+export function parseSequenceValue(ds: DataSet, e: Element): DataSet[] {
+  if (e.items) return e.items;
+  if (e.length < 0) throw new DicomParseError(`element ${hex(e.tag)} has no value to parse as a sequence`);
+  const end = e.offset + e.length;
+  if (end > ds.buf.length) throw new DicomParseError(`element ${hex(e.tag)} of ${e.length} bytes is truncated`);
+  // A view ending with the value: nothing in it can be read past the element.
+  const c = new Cursor(ds.buf.subarray(0, end), true, e.offset, false);
+  const items = parseSequence(c, ds, { explicit: false, untilPixelData: false }, end, ds.depth);
+  return items;
 }
