@@ -5,14 +5,9 @@
  * instance leaves empty.
  */
 
-export interface DicomJsonAttribute {
-  vr: string;
-  Value?: unknown[];
-  InlineBinary?: string;
-  BulkDataURI?: string;
-}
+import type { DicomJson, DicomJsonAttribute } from '../dicom/json.js';
 
-export type DicomJson = Record<string, DicomJsonAttribute>;
+export type { DicomJson, DicomJsonAttribute };
 
 /** A PN value in DICOM JSON: its component groups by name (PS3.18 F.2.2), empty groups left out. */
 export interface PersonNameJson {

@@ -7,17 +7,8 @@ import { CircusError } from '../../core/errors.js';
 import { canDecode, decodeFrame, initCodecs } from '../../dicom/codecs.js';
 import type { ParsedDicom } from '../../dicom/parser.js';
 import { isNative, type SliceHeader } from '../../dicom/sliceHeader.js';
-import { encapsulatedFrames, nativeFrame } from '../../dicom/frameBytes.js';
+import { decodedPhotometric, encapsulatedFrames, nativeFrame } from '../../dicom/transcode.js';
 import type { FrameLayout } from '../../dicomweb/rendered.js';
-
-/** JPEG and JPEG 2000 syntaxes: their decoders give RGB for colour stored as YBR. */
-const RGB_DECODERS = /^1\.2\.840\.10008\.1\.2\.4\.(5\d|6\d|7\d|9\d|20[123])$/;
-
-/** The photometric interpretation of a frame's bytes once decoded from `transferSyntaxUid`. */
-export function decodedPhotometric(transferSyntaxUid: string, photometric: string): string {
-  if (photometric.startsWith('YBR') && RGB_DECODERS.test(transferSyntaxUid)) return 'RGB';
-  return photometric;
-}
 
 /** Decodes one compressed frame (400-free: a frame that fails is a 422 naming the instance). */
 export async function decodeOneFrame(header: SliceHeader, encoded: Uint8Array): Promise<Uint8Array> {
@@ -52,7 +43,7 @@ export async function uncompressedFrame(
 ): Promise<{ bytes: Uint8Array; layout: FrameLayout }> {
   const native = isNative(header.transferSyntaxUid);
   const bytes = native ? nativeFrame(parsed, header, index) : await decodeOneFrame(header, encapsulatedFrames(parsed, header)[index]);
-  const photometric = native ? header.photometricInterpretation : decodedPhotometric(header.transferSyntaxUid, header.photometricInterpretation);
+  const photometric = native ? header.photometricInterpretation : decodedPhotometric(header.transferSyntaxUid, header);
   return {
     bytes,
     layout: {

@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CircusError, notFound, tooLarge } from '../../core/errors.js';
 import { canDecode } from '../../dicom/codecs.js';
-import { encapsulatedFrames, nativeFrame } from '../../dicom/frameBytes.js';
+import { encapsulatedFrames, nativeFrame } from '../../dicom/transcode.js';
 import type { ParsedDicom } from '../../dicom/parser.js';
 import { isNative } from '../../dicom/sliceHeader.js';
 import { TransferSyntax } from '../../dicom/tags.js';
