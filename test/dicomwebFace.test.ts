@@ -218,9 +218,9 @@ describe('WADO-RS frames', () => {
       expect(res.statusCode, list).toBe(400);
     }
     const long = await server.app.inject({ url: `${base}/instances/${uid}/frames/${'1,'.repeat(10_001)}1` });
-    // Longer than maxUrlLength before it is a frame list at all.
+    // Refused by the router before it is a frame list at all (far longer than maxUrlLength).
     expect(long.statusCode).toBe(400);
-    expect(long.json().message).toBe('the URL is longer than 4096 characters');
+    expect(long.json().message).toMatch(/^bad request: /);
   });
 });
 
