@@ -84,6 +84,9 @@ function pngPixels(png: Buffer): { width: number; height: number; channels: numb
   return { width, height, channels, pixels };
 }
 
+/** Binary values of 2,000 bytes, different per slice. */
+const bulkBytes = (k: number) => Uint8Array.from({ length: 2000 }, (_, i) => (i * 31 + k) & 255);
+
 const base = `/dicom-web/studies/${CT}.0/series/${CT}`;
 
 beforeAll(() => {
@@ -98,6 +101,12 @@ beforeAll(() => {
     rescaleIntercept: () => -1024,
     windowCenter: 40,
     windowWidth: 400,
+    // A private binary value over the bulk data threshold, and one inside a sequence item.
+    tweakElements: (k, elements) => [
+      ...elements,
+      { tag: 0x00091010, vr: 'OB', value: bulkBytes(k) },
+      { tag: 0x00091020, vr: 'SQ', value: [[{ tag: 0x00091030, vr: 'OB', value: bulkBytes(k + 50) }]] },
+    ],
   });
   rleFiles = writeSeries(join(data, RLE), {
     uid: RLE,
@@ -221,6 +230,92 @@ describe('WADO-RS frames', () => {
     // Refused by the router before it is a frame list at all (far longer than maxUrlLength).
     expect(long.statusCode).toBe(400);
     expect(long.json().message).toMatch(/^bad request: /);
+  });
+});
+
+describe('metadata and bulk data', () => {
+  const pixelsOf = (k: number) => {
+    const b = Buffer.alloc(6 * 4 * 2);
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 6; x++) b.writeInt16LE(value(x, y, k), (y * 6 + x) * 2);
+    return b;
+  };
+
+  it("sends a series' metadata as DICOM JSON, one object an instance in order, with BulkDataURIs for pixel data and large values", async () => {
+    const res = await server.app.inject({ url: `${base}/metadata`, headers: { accept: 'application/dicom+json' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/dicom+json');
+    const body = res.json() as Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>[];
+    const uids = sops(ctFiles);
+    expect(body.map((d) => d['00080018'].Value)).toEqual(uids.map((u) => [u]));
+    expect(body.map((d) => d['00200013'].Value)).toEqual([[1], [2], [3], [4], [5]]);
+    const first = body[0];
+    expect(first['0020000D']).toEqual({ vr: 'UI', Value: [`${CT}.0`] });
+    expect(first['00280010']).toEqual({ vr: 'US', Value: [4] });
+    expect(first['00280011']).toEqual({ vr: 'US', Value: [6] });
+    expect(first['00281052']).toEqual({ vr: 'DS', Value: [-1024] });
+    expect(first['00281050']).toEqual({ vr: 'DS', Value: [40] });
+    const instance = `http://localhost:80${base}/instances/${uids[0]}`;
+    expect(first['7FE00010']).toEqual({ vr: 'OW', BulkDataURI: `${instance}/bulkdata/7FE00010` });
+    expect(first['00091010']).toEqual({ vr: 'OB', BulkDataURI: `${instance}/bulkdata/00091010` });
+    expect(first['00091020']).toEqual({ vr: 'SQ', Value: [{ '00091030': { vr: 'OB', BulkDataURI: `${instance}/bulkdata/00091020/0/00091030` } }] });
+    // No file meta group, no group lengths.
+    expect(Object.keys(first).filter((k) => k.startsWith('0002') || k.endsWith('0000'))).toEqual([]);
+    // The same bytes when asked again (built once per lookup of the series).
+    const again = await server.app.inject({ url: `${base}/metadata` });
+    expect(again.rawPayload.equals(res.rawPayload)).toBe(true);
+  });
+
+  it("sends one instance's metadata, and a study's (every series)", async () => {
+    const uid = sops(ctFiles)[2];
+    const one = await server.app.inject({ url: `${base}/instances/${uid}/metadata` });
+    expect(one.statusCode).toBe(200);
+    expect(one.json().map((d: Record<string, { Value: unknown[] }>) => d['00080018'].Value[0])).toEqual([uid]);
+    const study = await server.app.inject({ url: `/dicom-web/studies/${RLE}.0/metadata` });
+    expect(study.statusCode).toBe(200);
+    const got = study.json() as Record<string, { Value?: unknown[]; BulkDataURI?: string }>[];
+    expect(got.map((d) => d['00080018'].Value?.[0])).toEqual(sops(rleFiles));
+    expect(got.map((d) => d['00020010'])).toEqual([undefined, undefined]);
+    expect(got[0]['7FE00010'].BulkDataURI).toMatch(/\/bulkdata\/7FE00010$/);
+  });
+
+  it('sends the bulk data a BulkDataURI names: values, values in sequences, native and encapsulated pixel data', async () => {
+    const uids = sops(ctFiles);
+    const at = (k: number, path: string) => `${base}/instances/${uids[k]}/bulkdata/${path}`;
+    const multipart = { accept: 'multipart/related; type="application/octet-stream"' };
+    const value1 = await server.app.inject({ url: at(1, '00091010'), headers: multipart });
+    expect(value1.statusCode).toBe(200);
+    expect(value1.headers['content-type']).toMatch(/^multipart\/related; type="application\/octet-stream"; boundary=/);
+    const p = parts(value1.rawPayload, String(value1.headers['content-type']));
+    expect(p).toHaveLength(1);
+    expect(p[0].bytes.equals(Buffer.from(bulkBytes(1)))).toBe(true);
+    const nested = await server.app.inject({ url: at(3, '00091020/0/00091030'), headers: { accept: 'application/octet-stream' } });
+    expect(nested.headers['content-type']).toBe('application/octet-stream');
+    expect(nested.rawPayload.equals(Buffer.from(bulkBytes(53)))).toBe(true);
+    const pixels = await server.app.inject({ url: at(4, '7FE00010'), headers: multipart });
+    expect(parts(pixels.rawPayload, String(pixels.headers['content-type']))[0].bytes.equals(pixelsOf(4))).toBe(true);
+    // Encapsulated pixel data: a frame a part, decoded unless the stored syntax is accepted.
+    const rle = sops(rleFiles)[1];
+    const rleAt = `/dicom-web/studies/${RLE}.0/series/${RLE}/instances/${rle}/bulkdata/7FE00010`;
+    const decoded = await server.app.inject({ url: rleAt, headers: multipart });
+    expect(decoded.statusCode).toBe(200);
+    const frame = parts(decoded.rawPayload, String(decoded.headers['content-type']));
+    expect(frame).toHaveLength(1);
+    const expected = Buffer.alloc(5 * 3 * 2);
+    for (let y = 0; y < 3; y++) for (let x = 0; x < 5; x++) expected.writeInt16LE(value(x, y, 1), (y * 5 + x) * 2);
+    expect(frame[0].bytes.equals(expected)).toBe(true);
+  });
+
+  it('answers 404 for bulk data that is not there, 406 for metadata not as JSON, 400 for a malformed UID', async () => {
+    const uid = sops(ctFiles)[0];
+    const none = await server.app.inject({ url: `${base}/instances/${uid}/bulkdata/00091099` });
+    expect(none.statusCode).toBe(404);
+    expect(none.json()).toEqual({ status: 'ng', message: expect.stringMatching(/has no bulk data at 00091099/) });
+    expect((await server.app.inject({ url: `${base}/instances/${uid}/bulkdata/not-a-path` })).statusCode).toBe(404);
+    expect((await server.app.inject({ url: `${base}/instances/${uid}/bulkdata/00091020` })).statusCode).toBe(404);
+    const png = await server.app.inject({ url: `${base}/metadata`, headers: { accept: 'image/png' } });
+    expect(png.statusCode).toBe(406);
+    expect((await server.app.inject({ url: `/dicom-web/studies/1.2.x/series/${CT}/metadata` })).statusCode).toBe(400);
+    expect((await server.app.inject({ url: '/dicom-web/studies/9.9.9/metadata' })).statusCode).toBe(404);
   });
 });
 

@@ -94,7 +94,8 @@ async function framePart(parsed: ParsedDicom, e: CatalogInstance, n: number, how
   return { contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`, bytes };
 }
 
-async function sendFrames(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, e: CatalogInstance, frames: number[]) {
+/** Sends frames of an instance as multipart/related, in the form the Accept header asks for (406 when none can be). */
+export async function sendFrames(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, e: CatalogInstance, frames: number[]) {
   const compressed = !isNative(e.header.transferSyntaxUid);
   const how = frameDelivery(acceptedRanges(request.headers.accept, request.query as Query), e.header.transferSyntaxUid, compressed);
   if (!how) {
