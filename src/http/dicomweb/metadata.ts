@@ -24,7 +24,16 @@ import { mapLimit } from '../../util/async.js';
 import type { Query } from '../params.js';
 import { acceptedRanges, acceptsJson, covers, notAcceptable } from './accept.js';
 import { multipartBody, multipartType, newBoundary } from './multipart.js';
-import { type InstanceParams, instanceOfPath, instanceUrl, rootUrl, type SeriesParams, seriesOfPath, type StudyParams, studyOfPath } from './resources.js';
+import {
+  type InstanceParams,
+  instanceOfPath,
+  instanceUrl,
+  rootUrl,
+  type SeriesParams,
+  seriesOfPath,
+  type StudyParams,
+  studyOfPath,
+} from './resources.js';
 import { sendFrames } from './wado.js';
 
 /** Headers read at once while building a series' metadata. */
