@@ -8,22 +8,29 @@
  * volume's centre. The browser may reach nothing outside loopback: every other request is
  * aborted and must not happen. Screenshots go to test-output/ohif/.
  *
- * The DICOMweb root comes from `startDicomweb()`: Debian's Orthanc with its DICOMweb plugin
- * (read through the viewer's own origin, since Orthanc sends no CORS headers).
+ * The suite runs against circus-rs (reached cross-origin, as a viewer served elsewhere reaches
+ * it; its stack viewport is also compared with circus-rs's own /rendered image of the instance)
+ * and against Debian's Orthanc with its DICOMweb plugin holding the same files (through the
+ * viewer's own origin, since Orthanc sends no CORS headers), so that what OHIF needs is checked
+ * against a reference server too. Screenshots go to test-output/ohif/{server}/.
  *
  * Skipped with a message when Chromium, Orthanc or the OHIF package cannot be had (failed
  * instead when CI is set, since .ci/run installs them and npm reaches the registry).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decode as decodePng } from 'fast-png';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/config.js';
 import { tag } from '../src/dicom/tags.js';
+import { createServer } from '../src/server.js';
 import { inCi } from './conformance/pydicomEnv.js';
 import { ohifDist, type StaticServer, startOhif } from './fixtures/ohif.js';
 import { dicomwebPlugin, Orthanc, orthancBinary } from './fixtures/orthanc.js';
-import { seriesFiles } from './fixtures/series.js';
+import { seriesFiles, TempDir } from './fixtures/series.js';
 
 interface PageCanvas {
   width: number;
@@ -83,12 +90,35 @@ interface Dicomweb {
   /** The root as the viewer reaches it, and a proxy when it must be reached through the viewer's origin. */
   root: string;
   proxy?: { prefix: string; target: string };
+  /** The server's own origin, when the test may ask it for rendered images. */
+  base?: string;
   name: string;
   stop(): Promise<void>;
 }
 
-/** The DICOMweb server under test, holding the checker series. */
-async function startDicomweb(): Promise<Dicomweb> {
+/** circus-rs serving the checker series from a data directory, reached cross-origin (its CORS and CORP headers). */
+async function startCircus(): Promise<Dicomweb> {
+  const tmp = new TempDir();
+  const data = join(tmp.path, 'data', SERIES);
+  mkdirSync(data, { recursive: true });
+  for (const f of files()) writeFileSync(join(data, f.name), f.bytes);
+  const server = createServer(loadConfig({ flags: { dataDir: join(tmp.path, 'data'), indexPath: join(tmp.path, 'index.sqlite') }, env: {} }), {});
+  await server.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = server.app.server.address() as AddressInfo;
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    root: `${base}/dicom-web`,
+    base,
+    name: 'circus-rs',
+    stop: async () => {
+      await server.close();
+      tmp.remove();
+    },
+  };
+}
+
+/** Debian's Orthanc with its DICOMweb plugin holding the same files, read through the viewer's origin (it sends no CORS headers). */
+async function startOrthanc(): Promise<Dicomweb> {
   const orthanc = await Orthanc.start();
   await orthanc.upload(files().map((f) => f.bytes));
   return {
@@ -183,107 +213,138 @@ async function skipTour(page: Page): Promise<void> {
   if (await skip.isVisible().catch(() => false)) await skip.click();
 }
 
-suite('OHIF 3.13 reads the DICOMweb server', { timeout: 240_000 }, () => {
-  let browser: Browser;
-  let dicomweb: Dicomweb;
-  let ohif: StaticServer;
-  let page: Page;
-  const external: string[] = [];
-  const pageErrors: string[] = [];
+function ohifSuite(label: string, start: () => Promise<Dicomweb>): void {
+  suite(`OHIF 3.13 reads ${label}`, { timeout: 240_000 }, () => {
+    let browser: Browser;
+    let dicomweb: Dicomweb;
+    let ohif: StaticServer;
+    let page: Page;
+    const external: string[] = [];
+    const pageErrors: string[] = [];
+    /** Paths (with queries) of the DICOMweb requests the page made. */
+    const requests: string[] = [];
+    const output = join(OUTPUT, label);
 
-  beforeAll(async () => {
-    if (!('dist' in dist)) throw new Error(`OHIF: ${dist.missing}`);
-    mkdirSync(OUTPUT, { recursive: true });
-    dicomweb = await startDicomweb();
-    ohif = await startOhif(dist.dist, { root: dicomweb.root }, dicomweb.proxy);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-quic',
-        '--enable-unsafe-swiftshader',
-      ],
+    beforeAll(async () => {
+      if (!('dist' in dist)) throw new Error(`OHIF: ${dist.missing}`);
+      mkdirSync(output, { recursive: true });
+      dicomweb = await start();
+      ohif = await startOhif(dist.dist, { root: dicomweb.root }, dicomweb.proxy);
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--no-sandbox',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--disable-quic',
+          '--enable-unsafe-swiftshader',
+        ],
+      });
+      page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.route('**/*', (route) => {
+        const u = new URL(route.request().url());
+        if (u.hostname === '127.0.0.1' || u.protocol === 'data:' || u.protocol === 'blob:') return route.continue();
+        external.push(u.href);
+        return route.abort();
+      });
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      page.on('request', (r) => {
+        const u = new URL(r.url());
+        if (u.pathname.startsWith('/dicom-web/')) requests.push(u.pathname + u.search);
+      });
+    }, 180_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await ohif?.close();
+      await dicomweb?.stop();
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await page.route('**/*', (route) => {
-      const u = new URL(route.request().url());
-      if (u.hostname === '127.0.0.1' || u.protocol === 'data:' || u.protocol === 'blob:') return route.continue();
-      external.push(u.href);
-      return route.abort();
+
+    it('lists the study with its patient name', async () => {
+      await page.goto(`${ohif.base}/`);
+      await page.getByText('Checker, Quad').first().waitFor({ timeout: 60_000 });
+      await page.screenshot({ path: join(output, 'study-list.png') });
+      const body = (await page.textContent('body')) ?? '';
+      expect(body).toContain('10-May-2024');
+      expect(body).toContain('CT');
+      expect(requests.some((r) => r.startsWith('/dicom-web/studies?'))).toBe(true);
     });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-  }, 180_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await ohif?.close();
-    await dicomweb?.stop();
-  });
+    it('shows the series in the stack viewport with the grey levels of its window', async () => {
+      await page.goto(`${ohif.base}/viewer?StudyInstanceUIDs=${STUDY}`);
+      const [shown] = await waitForImages(page, 1);
+      await skipTour(page);
+      await page.screenshot({ path: join(output, 'viewer.png') });
+      const box = imageBox(shown)!;
+      // Square pixels, square image.
+      expect(Math.abs((box.x1 - box.x0) / (box.y1 - box.y0) - 1)).toBeLessThan(0.03);
+      const third = 1 / 3;
+      const means = [
+        meanIn(shown, box, 0, 0, third, third),
+        meanIn(shown, box, third, 0, 1, third),
+        meanIn(shown, box, 0, third, third, 1),
+        meanIn(shown, box, third, third, 1, 1),
+      ];
+      for (const [i, m] of means.entries()) {
+        expect(Math.abs(m - grey(LEVELS[i])), `region ${i}: ${m.toFixed(1)} against ${grey(LEVELS[i]).toFixed(1)}`).toBeLessThan(3);
+      }
+      if (dicomweb.base) {
+        // The server's own rendering of the instance shown (the one whose frames OHIF asked for
+        // first), through the same window: the same grey levels region by region.
+        const frame = requests.find((r) => /\/frames\/1$/.test(r))!;
+        const res = await fetch(`${dicomweb.base}${frame.replace(/\/frames\/1$/, '/rendered')}`, { headers: { accept: 'image/png' } });
+        expect(res.status).toBe(200);
+        const png = decodePng(new Uint8Array(await res.arrayBuffer()));
+        expect([png.width, png.height, png.channels]).toEqual([SIZE, SIZE, 1]);
+        const rendered: Pixels = { width: png.width, height: png.height, grey: Uint8Array.from(png.data as Uint8Array) };
+        const full = { x0: 0, y0: 0, x1: SIZE, y1: SIZE };
+        const ours = [
+          meanIn(rendered, full, 0, 0, third, third),
+          meanIn(rendered, full, third, 0, 1, third),
+          meanIn(rendered, full, 0, third, third, 1),
+          meanIn(rendered, full, third, third, 1, 1),
+        ];
+        for (const [i, m] of means.entries())
+          expect(Math.abs(m - ours[i]), `region ${i}: OHIF ${m.toFixed(1)}, /rendered ${ours[i]}`).toBeLessThan(3);
+      }
+      expect(requests.some((r) => /\/series\/[\d.]+\/metadata$/.test(r))).toBe(true);
+      expect(requests.some((r) => /\/frames\/1$/.test(r))).toBe(true);
+    });
 
-  it('lists the study with its patient name', async () => {
-    await page.goto(`${ohif.base}/`);
-    await page.getByText('Checker, Quad').first().waitFor({ timeout: 60_000 });
-    await page.screenshot({ path: join(OUTPUT, 'study-list.png') });
-    const body = (await page.textContent('body')) ?? '';
-    expect(body).toContain('10-May-2024');
-    expect(body).toContain('CT');
-    expect(ohif.requests.some((r) => r.startsWith('/dicom-web/studies?'))).toBe(true);
-  });
+    it('shows the axial, sagittal and coronal planes through the centre in the MPR layout', async () => {
+      await page.goto(`${ohif.base}/viewer?StudyInstanceUIDs=${STUDY}&hangingprotocolId=mpr`);
+      const shown = await waitForImages(page, 3);
+      await skipTour(page);
+      await page.screenshot({ path: join(output, 'mpr.png') });
+      const boxes = shown.map((p) => imageBox(p)!);
+      const aspect = boxes.map((b) => (b.x1 - b.x0) / (b.y1 - b.y0));
+      // Axial: SIZE x SIZE mm; sagittal and coronal: SIZE mm across, SLICES * SLICE_MM mm high.
+      const axial = aspect.findIndex((a) => Math.abs(a - 1) < 0.05);
+      expect(axial, `aspects ${aspect.map((a) => a.toFixed(2))}`).toBe(0);
+      const depth = SLICES * SLICE_MM;
+      for (const i of [1, 2]) expect(Math.abs(aspect[i] / (SIZE / depth) - 1), `viewport ${i} aspect ${aspect[i]}`).toBeLessThan(0.08);
+      const third = 1 / 3;
+      const a = [0, 1, 2, 3].map((r) => meanIn(shown[0], boxes[0], r % 2 ? third : 0, r > 1 ? third : 0, r % 2 ? 1 : third, r > 1 ? 1 : third));
+      for (const [i, m] of a.entries()) expect(Math.abs(m - grey(LEVELS[i])), `axial region ${i}`).toBeLessThan(3);
+      // The planes through the centre (x = y = SIZE/2, in the regions xi = yi = 1). Sagittal: y
+      // across, anterior (small y) on the left; coronal: x across, patient right (small x) on the left.
+      const halves = (p: Pixels, b: (typeof boxes)[number]): [number, number] => [meanIn(p, b, 0, 0, third, 1), meanIn(p, b, third, 0, 1, 1)];
+      const sagittal = halves(shown[1], boxes[1]);
+      const coronal = halves(shown[2], boxes[2]);
+      expect(Math.abs(sagittal[0] - grey(LEVELS[1])), `sagittal anterior ${sagittal[0]}`).toBeLessThan(3);
+      expect(Math.abs(sagittal[1] - grey(LEVELS[3])), `sagittal posterior ${sagittal[1]}`).toBeLessThan(3);
+      expect(Math.abs(coronal[0] - grey(LEVELS[2])), `coronal right ${coronal[0]}`).toBeLessThan(3);
+      expect(Math.abs(coronal[1] - grey(LEVELS[3])), `coronal left ${coronal[1]}`).toBeLessThan(3);
+    });
 
-  it('shows the series in the stack viewport with the grey levels of its window', async () => {
-    await page.goto(`${ohif.base}/viewer?StudyInstanceUIDs=${STUDY}`);
-    const [shown] = await waitForImages(page, 1);
-    await skipTour(page);
-    await page.screenshot({ path: join(OUTPUT, 'viewer.png') });
-    const box = imageBox(shown)!;
-    // Square pixels, square image.
-    expect(Math.abs((box.x1 - box.x0) / (box.y1 - box.y0) - 1)).toBeLessThan(0.03);
-    const third = 1 / 3;
-    const means = [
-      meanIn(shown, box, 0, 0, third, third),
-      meanIn(shown, box, third, 0, 1, third),
-      meanIn(shown, box, 0, third, third, 1),
-      meanIn(shown, box, third, third, 1, 1),
-    ];
-    for (const [i, m] of means.entries()) {
-      expect(Math.abs(m - grey(LEVELS[i])), `region ${i}: ${m.toFixed(1)} against ${grey(LEVELS[i]).toFixed(1)}`).toBeLessThan(3);
-    }
-    expect(ohif.requests.some((r) => /\/series\/[\d.]+\/metadata$/.test(r))).toBe(true);
-    expect(ohif.requests.some((r) => /\/frames\/1$/.test(r))).toBe(true);
+    it('reached nothing outside loopback and threw no page errors', () => {
+      expect(external).toEqual([]);
+      expect(pageErrors).toEqual([]);
+    });
   });
+}
 
-  it('shows the axial, sagittal and coronal planes through the centre in the MPR layout', async () => {
-    await page.goto(`${ohif.base}/viewer?StudyInstanceUIDs=${STUDY}&hangingprotocolId=mpr`);
-    const shown = await waitForImages(page, 3);
-    await skipTour(page);
-    await page.screenshot({ path: join(OUTPUT, 'mpr.png') });
-    const boxes = shown.map((p) => imageBox(p)!);
-    const aspect = boxes.map((b) => (b.x1 - b.x0) / (b.y1 - b.y0));
-    // Axial: SIZE x SIZE mm; sagittal and coronal: SIZE mm across, SLICES * SLICE_MM mm high.
-    const axial = aspect.findIndex((a) => Math.abs(a - 1) < 0.05);
-    expect(axial, `aspects ${aspect.map((a) => a.toFixed(2))}`).toBe(0);
-    const depth = SLICES * SLICE_MM;
-    for (const i of [1, 2]) expect(Math.abs(aspect[i] / (SIZE / depth) - 1), `viewport ${i} aspect ${aspect[i]}`).toBeLessThan(0.08);
-    const third = 1 / 3;
-    const a = [0, 1, 2, 3].map((r) => meanIn(shown[0], boxes[0], r % 2 ? third : 0, r > 1 ? third : 0, r % 2 ? 1 : third, r > 1 ? 1 : third));
-    for (const [i, m] of a.entries()) expect(Math.abs(m - grey(LEVELS[i])), `axial region ${i}`).toBeLessThan(3);
-    // The planes through the centre (x = y = SIZE/2, in the regions xi = yi = 1). Sagittal: y
-    // across, anterior (small y) on the left; coronal: x across, patient right (small x) on the left.
-    const halves = (p: Pixels, b: (typeof boxes)[number]): [number, number] => [meanIn(p, b, 0, 0, third, 1), meanIn(p, b, third, 0, 1, 1)];
-    const sagittal = halves(shown[1], boxes[1]);
-    const coronal = halves(shown[2], boxes[2]);
-    expect(Math.abs(sagittal[0] - grey(LEVELS[1])), `sagittal anterior ${sagittal[0]}`).toBeLessThan(3);
-    expect(Math.abs(sagittal[1] - grey(LEVELS[3])), `sagittal posterior ${sagittal[1]}`).toBeLessThan(3);
-    expect(Math.abs(coronal[0] - grey(LEVELS[2])), `coronal right ${coronal[0]}`).toBeLessThan(3);
-    expect(Math.abs(coronal[1] - grey(LEVELS[3])), `coronal left ${coronal[1]}`).toBeLessThan(3);
-  });
-
-  it('reached nothing outside loopback and threw no page errors', () => {
-    expect(external).toEqual([]);
-    expect(pageErrors).toEqual([]);
-  });
-});
+ohifSuite('circus-rs', startCircus);
+ohifSuite('orthanc', startOrthanc);
