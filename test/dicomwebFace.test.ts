@@ -10,7 +10,8 @@ import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { voi } from '../src/dicomweb/rendered.js';
-import { TransferSyntax } from '../src/dicom/tags.js';
+import { parseDicom } from '../src/dicom/parser.js';
+import { Tags, TransferSyntax } from '../src/dicom/tags.js';
 import { createServer, type Server } from '../src/server.js';
 import { rleFrame } from './fixtures/rle.js';
 import { TempDir, writeSeries } from './fixtures/series.js';
@@ -155,7 +156,7 @@ describe('WADO-RS retrieve', () => {
     expect(got[0].bytes.equals(readFileSync(ctFiles[2]))).toBe(true);
   });
 
-  it('sends a study, and refuses syntaxes it would have to transcode to with 406', async () => {
+  it('sends a study as stored, and RLE instances rewritten in Explicit VR Little Endian by default, decoded', async () => {
     const study = await server.app.inject({
       url: `/dicom-web/studies/${RLE}.0`,
       headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
@@ -165,8 +166,31 @@ describe('WADO-RS retrieve', () => {
       rleFiles.map((f) => readFileSync(f).length),
     );
     const explicit = await server.app.inject({ url: `/dicom-web/studies/${RLE}.0/series/${RLE}` });
-    expect(explicit.statusCode).toBe(406);
-    expect(explicit.json()).toEqual({ status: 'ng', message: expect.stringMatching(/stored in 1\.2\.840\.10008\.1\.2\.5/) });
+    expect(explicit.statusCode).toBe(200);
+    expect(explicit.headers['content-type']).toMatch(
+      new RegExp(`^multipart/related; type="application/dicom"; transfer-syntax=${TransferSyntax.ExplicitLittle.replace(/\./g, '\\.')}; boundary=`),
+    );
+    const got = parts(explicit.rawPayload, String(explicit.headers['content-type']));
+    expect(got.map((p) => p.headers['content-type'])).toEqual(Array(2).fill(`application/dicom; transfer-syntax=${TransferSyntax.ExplicitLittle}`));
+    got.forEach((p, k) => {
+      const out = parseDicom(p.bytes);
+      const stored = parseDicom(readFileSync(rleFiles[k]));
+      expect(out.transferSyntaxUid).toBe(TransferSyntax.ExplicitLittle);
+      expect(out.dataset.string(Tags.SOPInstanceUID)).toBe(stored.dataset.string(Tags.SOPInstanceUID));
+      expect(out.dataset.string(Tags.StudyInstanceUID)).toBe(`${RLE}.0`);
+      const px = out.dataset.elements.get(Tags.PixelData)!;
+      const pixels = out.dataset.buf.subarray(px.offset, px.offset + px.length);
+      const expected = Buffer.alloc(5 * 3 * 2);
+      for (let y = 0; y < 3; y++) for (let x = 0; x < 5; x++) expected.writeInt16LE(value(x, y, k), (y * 5 + x) * 2);
+      expect(Buffer.from(pixels).equals(expected)).toBe(true);
+    });
+    // A compressed syntax other than the stored one is not made here.
+    const jpeg = await server.app.inject({
+      url: base,
+      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' },
+    });
+    expect(jpeg.statusCode).toBe(406);
+    expect(jpeg.json()).toEqual({ status: 'ng', message: expect.stringMatching(/stored in 1\.2\.840\.10008\.1\.2\.1; instances are sent as stored/) });
     const json = await server.app.inject({ url: base, headers: { accept: 'application/dicom+json' } });
     expect(json.statusCode).toBe(406);
   });

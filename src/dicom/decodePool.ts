@@ -39,6 +39,13 @@ export interface DecodeTask {
   target: DecodeTarget | null;
 }
 
+/** An instance to rewrite in Explicit VR Little Endian (see transcode.ts's toExplicitLittle). */
+export interface TranscodeTask {
+  kind: 'explicitLittle';
+  input: WorkerInput;
+  maxInflatedBytes: number;
+}
+
 /** A task that failed; `at` is the index (in the task's frames) of the frame that failed, when one did. */
 export class DecodeError extends Error {
   constructor(
@@ -53,7 +60,7 @@ export class DecodeError extends Error {
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './decodeWorker.ts' : './decodeWorker.js', import.meta.url);
 
 export class DecodePool {
-  private readonly pool: WorkerPool<DecodeTask, StoredRange[]>;
+  private readonly pool: WorkerPool<DecodeTask | TranscodeTask, StoredRange[] | Uint8Array>;
 
   /** @param taskTimeoutMs longest one task may take before its worker is stopped (the load then fails) */
   constructor(size = availableParallelism(), taskTimeoutMs?: number) {
@@ -72,12 +79,21 @@ export class DecodePool {
    */
   async decode(input: WorkerInput | null, frames: number[], maxInflatedBytes: number, target: DecodeTarget | null): Promise<StoredRange[]> {
     try {
-      return await this.pool.run({ input, frames, maxInflatedBytes, target });
+      return (await this.pool.run({ input, frames, maxInflatedBytes, target })) as StoredRange[];
     } catch (err) {
       if (!(err instanceof WorkerTaskError)) throw err;
       const at = (err.detail as { at?: unknown } | undefined)?.at;
       throw new DecodeError(err.message, typeof at === 'number' ? at : undefined);
     }
+  }
+
+  /**
+   * The instance rewritten in Explicit VR Little Endian, compressed pixel data decoded, on a
+   * worker. Rejects with Error (the worker's message) when it cannot be read, decoded or re-encoded.
+   */
+  async toExplicitLittle(input: WorkerInput, maxInflatedBytes: number): Promise<Buffer> {
+    const out = (await this.pool.run({ kind: 'explicitLittle', input, maxInflatedBytes })) as Uint8Array;
+    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
 
   stats(): PoolStats {

@@ -3,16 +3,20 @@
  * its encapsulated pixel data into frames, and decodes each frame asked for straight into its
  * slice of the volume's shared memory, where it also normalises the stored bits and measures
  * the slice's value range (padding left out). Only the ranges go back to the main thread.
+ * It also rewrites whole instances in Explicit VR Little Endian (WADO-RS retrieve), decoding
+ * their pixel data, so that neither decoding nor re-encoding runs on the event loop.
  */
 import { readFile } from 'node:fs/promises';
 import type { StoredRange } from '../core/volume/modality.js';
 import { BYTES_PER_VOXEL } from '../core/volume/volume.js';
 import { decodedFrameBytes, decodeFrameInto, initCodecs } from './codecs.js';
 import { serveTasks } from '../workers/workerPool.js';
-import type { DecodeTask } from './decodePool.js';
+import type { DecodeTask, TranscodeTask } from './decodePool.js';
+import type { WorkerInput } from './instance.js';
 import { encapsulatedFrames } from './frames.js';
 import { parseDicom } from './parser.js';
 import { readSliceHeader } from './sliceHeader.js';
+import { toExplicitLittle } from './transcode.js';
 import { finishStoredSlice, voxelView } from './storedValues.js';
 
 /** A failure of the frame at index `detail.at` of the task. */
@@ -24,14 +28,14 @@ class FrameError extends Error {
   }
 }
 
+const inputBytes = async (input: WorkerInput): Promise<Buffer> =>
+  input.kind === 'file' ? readFile(input.path) : Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
+
 async function run(task: DecodeTask): Promise<StoredRange[]> {
   await initCodecs();
   if (task.input === null || task.target === null || task.frames.length === 0) return []; // warming up
   const target = task.target;
-  const bytes =
-    task.input.kind === 'file'
-      ? await readFile(task.input.path)
-      : Buffer.from(task.input.bytes.buffer, task.input.bytes.byteOffset, task.input.bytes.byteLength);
+  const bytes = await inputBytes(task.input);
   const parsed = parseDicom(bytes, { maxInflatedBytes: task.maxInflatedBytes });
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');
@@ -63,4 +67,11 @@ async function run(task: DecodeTask): Promise<StoredRange[]> {
   });
 }
 
-serveTasks<DecodeTask, StoredRange[]>(async (task) => ({ result: await run(task) }));
+/** An instance rewritten in Explicit VR Little Endian (its bytes moved back, not copied). */
+async function transcode(task: TranscodeTask): Promise<{ result: Uint8Array; transfer: ArrayBuffer[] }> {
+  const out = await toExplicitLittle(await inputBytes(task.input), task.maxInflatedBytes);
+  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : Buffer.from(out);
+  return { result: own, transfer: [own.buffer as ArrayBuffer] };
+}
+
+serveTasks<DecodeTask | TranscodeTask, StoredRange[] | Uint8Array>(async (task) => ('kind' in task ? transcode(task) : { result: await run(task) }));

@@ -17,12 +17,11 @@
  *
  * Elements after Pixel Data are kept only when the input was parsed with `elementsAfterPixelData`.
  */
-import { decodedFrameBytes, decodeFrameInto, type FrameInfo } from './codecs.js';
+import { decodedFrameBytes, decodeFrameInto, type FrameInfo, initCodecs } from './codecs.js';
 import { elementItems, elementVr, littleEndianBytes, SHORT_VRS } from './elementValues.js';
 import { encapsulatedFrames as splitFrames } from './frames.js';
-import { type DataSet, DicomParseError, type Element, type ParsedDicom } from './parser.js';
-import type { SliceHeader } from './sliceHeader.js';
-import { isNative } from './sliceHeader.js';
+import { type DataSet, DicomParseError, type Element, type ParsedDicom, parseDicom } from './parser.js';
+import { isNative, readSliceHeader, type SliceHeader } from './sliceHeader.js';
 import { tag, Tags, TransferSyntax } from './tags.js';
 import { encodeDataset } from './writer.js';
 
@@ -358,4 +357,19 @@ export function decodedPixelData(parsed: ParsedDicom, header: SliceHeader): Nati
     photometricInterpretation: decodedPhotometric(parsed.transferSyntaxUid, header),
     planarConfiguration: header.samplesPerPixel > 1 ? 0 : undefined,
   };
+}
+
+/**
+ * A whole instance (its bytes) rewritten in Explicit VR Little Endian: parsed to its end,
+ * compressed pixel data decoded (the codecs are started here), everything else re-encoded as the
+ * rules above say. Throws DicomParseError for an instance that cannot be read, decoded or
+ * re-encoded.
+ */
+export async function toExplicitLittle(bytes: Buffer, maxInflatedBytes: number): Promise<Buffer> {
+  const parsed = parseDicom(bytes, { maxInflatedBytes, elementsAfterPixelData: true });
+  if (parsed.pixelData && parsed.pixelData.length < 0) {
+    await initCodecs();
+    return explicitLittlePart10(parsed, decodedPixelData(parsed, readSliceHeader(parsed)));
+  }
+  return explicitLittlePart10(parsed);
 }

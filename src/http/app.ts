@@ -12,6 +12,7 @@ import type { ReadinessCheck } from '../services/readiness.js';
 import type { PoolStats } from '../workers/workerPool.js';
 import { inProcessRenderer, type Renderer } from '../services/renderPool.js';
 import type { TokenService } from '../services/tokens.js';
+import type { WorkerInput } from '../dicom/instance.js';
 import type { DicomwebCatalog } from '../services/dicomwebCatalog.js';
 import type { VolumeService } from '../services/volumeService.js';
 import type { SeriesSource } from '../sources/source.js';
@@ -53,7 +54,7 @@ export interface AppDeps {
   /** The folder of the built viewer (dist/viewer by default). */
   viewerDir?: string;
   /** The pool of threads decoding compressed frames (its figures go to /metrics). */
-  decoder?: { stats(): PoolStats };
+  decoder?: { stats(): PoolStats; toExplicitLittle?(input: WorkerInput, maxInflatedBytes: number): Promise<Buffer> };
   /** Why the server cannot serve series now, null when it can (GET /health/ready); ready when not given. */
   readiness?: ReadinessCheck;
   /** What the DICOMweb face serves (over the server's source); without it (or with `dicomweb` off) there is none. */

@@ -2,14 +2,17 @@
  * WADO-RS (PS3.18 10.4): instances of a study, series or one instance as multipart/related
  * application/dicom, and frames.
  *
- * Transfer syntaxes of instances: `transfer-syntax=*` sends each instance as stored; a named
- * syntax (Explicit VR Little Endian when the request names none, PS3.18's default) is served
- * when every instance is stored in it; anything else is 406 (instances are not rewritten yet).
+ * Transfer syntaxes of instances: `transfer-syntax=*` sends each instance as stored; Explicit VR
+ * Little Endian (what a request naming none gets, PS3.18's default) sends each instance stored
+ * otherwise rewritten in it, compressed pixel data decoded, on the decoding workers (the event
+ * loop only moves bytes); any other syntax is served to instances stored in it. An instance that
+ * cannot be sent as asked (a compressed syntax this server cannot decode, a compressed syntax
+ * other than the stored one) makes the whole request 406 before anything is sent.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CircusError, notFound, tooLarge } from '../../core/errors.js';
 import { canDecode } from '../../dicom/codecs.js';
-import { encapsulatedFrames, nativeFrame } from '../../dicom/transcode.js';
+import { encapsulatedFrames, nativeFrame, toExplicitLittle } from '../../dicom/transcode.js';
 import type { ParsedDicom } from '../../dicom/parser.js';
 import { isNative } from '../../dicom/sliceHeader.js';
 import { TransferSyntax } from '../../dicom/tags.js';
@@ -35,23 +38,57 @@ const READ_AHEAD = 4;
 /** Most frame numbers one frames request may list. */
 const MAX_FRAME_LIST = 10_000;
 
+/** Whether an instance stored in `stored` is sent in `requested`: as it is, rewritten, or not at all. */
+function delivery(stored: string, requested: string): 'as stored' | 'rewritten' | null {
+  if (requested === '*' || requested === stored) return 'as stored';
+  if (requested === TransferSyntax.ExplicitLittle && (isNative(stored) || canDecode(stored))) return 'rewritten';
+  return null;
+}
+
 /** Checks that every instance can be sent in the requested syntax (406 naming one that cannot). */
 function checkSyntax(entries: readonly CatalogInstance[], requested: string): void {
   for (const e of entries) {
     const stored = e.header.transferSyntaxUid;
-    if (requested === '*' || requested === stored) continue;
+    if (delivery(stored, requested) !== null) continue;
     throw notAcceptable(
-      `instance ${e.record.sopInstanceUid} is stored in ${stored}; instances are sent as stored (transfer-syntax=*) or in the syntax they are stored in`,
+      requested === TransferSyntax.ExplicitLittle
+        ? `instance ${e.record.sopInstanceUid} is stored in ${stored}, which this server cannot decode; ask for transfer-syntax=* to have it as stored`
+        : `instance ${e.record.sopInstanceUid} is stored in ${stored}; instances are sent as stored (transfer-syntax=*), in the syntax they are stored in, or in Explicit VR Little Endian (${TransferSyntax.ExplicitLittle})`,
     );
   }
 }
 
-async function instancePart(e: CatalogInstance, location: string): Promise<Part> {
-  return { contentType: `application/dicom; transfer-syntax=${e.header.transferSyntaxUid}`, bytes: await e.instance.bytes(), location };
+/** The instance rewritten in Explicit VR Little Endian, on the decoding workers when the server has them. */
+async function rewritten(app: FastifyInstance, e: CatalogInstance): Promise<Buffer> {
+  const max = app.deps.config.maxInflatedBytes;
+  const decoder = app.deps.decoder;
+  try {
+    if (decoder?.toExplicitLittle) return await decoder.toExplicitLittle(await e.instance.forWorker(), max);
+    return await toExplicitLittle(await e.instance.bytes(), max);
+  } catch (err) {
+    if (err instanceof CircusError) throw err;
+    throw new CircusError(
+      'UNPROCESSABLE_SERIES',
+      `instance ${e.record.sopInstanceUid} cannot be rewritten in Explicit VR Little Endian: ${(err as Error).message}`,
+    );
+  }
+}
+
+async function instancePart(app: FastifyInstance, e: CatalogInstance, location: string, requested: string): Promise<Part> {
+  const stored = e.header.transferSyntaxUid;
+  if (delivery(stored, requested) === 'rewritten') {
+    return { contentType: `application/dicom; transfer-syntax=${requested}`, bytes: await rewritten(app, e), location };
+  }
+  return { contentType: `application/dicom; transfer-syntax=${stored}`, bytes: await e.instance.bytes(), location };
 }
 
 /** Sends instances as a multipart/related application/dicom stream. */
-function sendInstances(request: FastifyRequest, reply: FastifyReply, items: readonly { series: CatalogSeries; entry: CatalogInstance }[]) {
+function sendInstances(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  items: readonly { series: CatalogSeries; entry: CatalogInstance }[],
+) {
   const requested = instanceSyntax(acceptedRanges(request.headers.accept, request.query as Query));
   if (requested === null)
     throw notAcceptable('instances are sent as multipart/related; type="application/dicom" (the Accept header allows no such thing)');
@@ -62,7 +99,7 @@ function sendInstances(request: FastifyRequest, reply: FastifyReply, items: read
   const root = rootUrl(request);
   const boundary = newBoundary();
   const parts = readAhead(items, READ_AHEAD, ({ series, entry }) =>
-    instancePart(entry, instanceUrl(root, series.studyUid ?? '', series.seriesUid, entry.record.sopInstanceUid)),
+    instancePart(app, entry, instanceUrl(root, series.studyUid ?? '', series.seriesUid, entry.record.sopInstanceUid), requested),
   );
   const ts = requested === '*' ? '' : `; transfer-syntax=${requested}`;
   reply.header('Content-Type', multipartType('application/dicom', boundary, ts)).header('Cache-Control', 'private, no-cache');
@@ -125,14 +162,14 @@ export async function wadoRoutes(app: FastifyInstance): Promise<void> {
   const listing = { config: { access: 'listing' as const } };
 
   app.get('/studies/:study', listing, async (request, reply) => {
-    return sendInstances(request, reply, allOf(await studyOfPath(app, request.params as StudyParams, maxInstances())));
+    return sendInstances(app, request, reply, allOf(await studyOfPath(app, request.params as StudyParams, maxInstances())));
   });
   app.get('/studies/:study/series/:series', series, async (request, reply) => {
-    return sendInstances(request, reply, allOf([await seriesOfPath(app, request.params as SeriesParams)]));
+    return sendInstances(app, request, reply, allOf([await seriesOfPath(app, request.params as SeriesParams)]));
   });
   app.get('/studies/:study/series/:series/instances/:instance', series, async (request, reply) => {
     const { series: s, entry } = await instanceOfPath(app, request.params as InstanceParams);
-    return sendInstances(request, reply, [{ series: s, entry }]);
+    return sendInstances(app, request, reply, [{ series: s, entry }]);
   });
 
   app.get('/studies/:study/series/:series/instances/:instance/frames/:frames', series, async (request, reply) => {
