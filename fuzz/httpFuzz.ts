@@ -31,6 +31,8 @@ const ACTIONS: Record<string, string[]> = {
   [`/dicom-web/studies/${SERIES}.0/series/${SERIES}`]: ['accept'],
   [`/dicom-web/studies/${SERIES}.0/series/${SERIES}/rendered`]: ['window', 'viewport', 'quality', 'accept'],
   [`/dicom-web/studies/${SERIES}.0/thumbnail`]: ['viewport', 'accept'],
+  [`/dicom-web/studies/${SERIES}.0/metadata`]: ['accept'],
+  [`/dicom-web/studies/${SERIES}.0/series/${SERIES}/metadata`]: ['accept', 'includefield'],
 };
 
 const GOOD: Record<string, string[]> = {
@@ -109,6 +111,12 @@ function randomUrl(r: () => number): string {
   const paths = Object.keys(ACTIONS);
   let path = pick(paths);
   if (r() < 0.05) path = pick(['/Mpr', '/mpr/', '//mpr', '/mpr%00', '/nothing', '/', '/status/x', '/metadata;x']);
+  else if (r() < 0.05) {
+    // Paths below an instance, its UID and the rest made up.
+    const instance = pick(['1.2.3', `${SERIES}.1`, '1.2.x', '9'.repeat(70), '']);
+    const rest = pick(['metadata', 'bulkdata/7FE00010', 'bulkdata/00091010/0/0', 'bulkdata/zz', 'bulkdata/%2e%2e/%2e%2e', 'frames/1,0,-1', 'frames/99999999999', 'rendered']);
+    path = `/dicom-web/studies/${SERIES}.0/series/${SERIES}/instances/${instance}/${rest}`;
+  }
   const names = ACTIONS[path] ?? ['series'];
   const parts: string[] = [];
   for (const name of [...names, ...(r() < 0.2 ? ['token', 'zzz'] : [])]) {
