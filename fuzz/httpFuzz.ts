@@ -114,7 +114,16 @@ function randomUrl(r: () => number): string {
   else if (r() < 0.05) {
     // Paths below an instance, its UID and the rest made up.
     const instance = pick(['1.2.3', `${SERIES}.1`, '1.2.x', '9'.repeat(70), '']);
-    const rest = pick(['metadata', 'bulkdata/7FE00010', 'bulkdata/00091010/0/0', 'bulkdata/zz', 'bulkdata/%2e%2e/%2e%2e', 'frames/1,0,-1', 'frames/99999999999', 'rendered']);
+    const rest = pick([
+      'metadata',
+      'bulkdata/7FE00010',
+      'bulkdata/00091010/0/0',
+      'bulkdata/zz',
+      'bulkdata/%2e%2e/%2e%2e',
+      'frames/1,0,-1',
+      'frames/99999999999',
+      'rendered',
+    ]);
     path = `/dicom-web/studies/${SERIES}.0/series/${SERIES}/instances/${instance}/${rest}`;
   }
   const names = ACTIONS[path] ?? ['series'];
