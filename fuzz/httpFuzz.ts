@@ -110,8 +110,9 @@ function randomUrl(r: () => number): string {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)];
   const paths = Object.keys(ACTIONS);
   let path = pick(paths);
-  if (r() < 0.05) path = pick(['/Mpr', '/mpr/', '//mpr', '/mpr%00', '/nothing', '/', '/status/x', '/metadata;x']);
-  else if (r() < 0.05) {
+  const odd = r();
+  if (odd < 0.05) path = pick(['/Mpr', '/mpr/', '//mpr', '/mpr%00', '/nothing', '/', '/status/x', '/metadata;x']);
+  else if (odd < 0.1) {
     // Paths below an instance, its UID and the rest made up.
     const instance = pick(['1.2.3', `${SERIES}.1`, '1.2.x', '9'.repeat(70), '']);
     const rest = pick([
