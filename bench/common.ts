@@ -95,7 +95,7 @@ export type WorkerTask =
       seconds: number;
       headers?: Record<string, string>;
     }
-  | { kind: 'download'; url: string };
+  | { kind: 'download'; url: string; headers?: Record<string, string> };
 
 export interface LoadSummary {
   requestsPerSecond: number;

@@ -51,10 +51,10 @@ async function load(task: WorkerTask & { kind: 'autocannon' }): Promise<LoadSumm
   };
 }
 
-function download(url: string): Promise<DownloadSummary> {
+function download(url: string, headers: Record<string, string> = {}): Promise<DownloadSummary> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    get(url, (res) => {
+    get(url, { headers }, (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (c: Buffer) => {
@@ -74,7 +74,7 @@ function download(url: string): Promise<DownloadSummary> {
 }
 
 process.once('message', (task: WorkerTask) => {
-  const work = task.kind === 'autocannon' ? load(task) : download(task.url);
+  const work = task.kind === 'autocannon' ? load(task) : download(task.url, task.headers);
   work.then(
     (answer) => process.send!(answer, () => process.exit(0)),
     (err: unknown) => {
