@@ -145,10 +145,10 @@ const COS = (() => {
   return m;
 })();
 
-/** One colour component of the frame: its samples (level-shifted by -128) and coding parameters. */
+/** One colour component of the frame: its 8-bit samples and coding parameters. */
 interface Component {
   id: number;
-  plane: Float32Array;
+  plane: Uint8Array;
   width: number;
   height: number;
   h: number;
@@ -220,33 +220,33 @@ class JpegWriter {
   }
 }
 
-/** Planes of the components, level-shifted: grey as is, RGB as Y, Cb, Cr (JFIF), chroma averaged over 2 x 2 when subsampled. */
+/**
+ * The 8-bit sample planes of the components: grey as given, RGB as JFIF's Y, Cb, Cr (each
+ * rounded to 8 bits), chroma averaged over 2 x 2 pixels (rounded) when subsampled.
+ */
 function planesOf(
   pixels: Uint8Array,
   width: number,
   height: number,
   channels: 1 | 3,
   subsample: boolean,
-): { plane: Float32Array; w: number; h: number }[] {
+): { plane: Uint8Array; w: number; h: number }[] {
   const n = width * height;
-  if (channels === 1) {
-    const y = new Float32Array(n);
-    for (let i = 0; i < n; i++) y[i] = pixels[i] - 128;
-    return [{ plane: y, w: width, h: height }];
-  }
-  const y = new Float32Array(n);
-  const cb = new Float32Array(n);
-  const cr = new Float32Array(n);
+  if (channels === 1) return [{ plane: pixels, w: width, h: height }];
+  const y = new Uint8Array(n);
+  const cb = new Uint8Array(n);
+  const cr = new Uint8Array(n);
   for (let i = 0, p = 0; i < n; i++, p += 3) {
     const r = pixels[p];
     const g = pixels[p + 1];
     const b = pixels[p + 2];
-    // JFIF's YCbCr samples are 8-bit: rounded (Cb and Cr of 255.5 clamped), then level-shifted.
-    y[i] = Math.round(0.299 * r + 0.587 * g + 0.114 * b) - 128;
-    const u = Math.round(-0.168736 * r - 0.331264 * g + 0.5 * b);
-    const v = Math.round(0.5 * r - 0.418688 * g - 0.081312 * b);
-    cb[i] = u > 127 ? 127 : u;
-    cr[i] = v > 127 ? 127 : v;
+    // Each sum plus 0.5 is positive, so truncating rounds it; a Cb or Cr of 255.5 rounds to 256,
+    // which the Uint8Array would wrap: clamped.
+    y[i] = (0.299 * r + 0.587 * g + 0.114 * b + 0.5) | 0;
+    const u = (-0.168736 * r - 0.331264 * g + 0.5 * b + 128.5) | 0;
+    const v = (0.5 * r - 0.418688 * g - 0.081312 * b + 128.5) | 0;
+    cb[i] = u > 255 ? 255 : u;
+    cr[i] = v > 255 ? 255 : v;
   }
   if (!subsample) {
     return [
@@ -257,15 +257,15 @@ function planesOf(
   }
   const cw = Math.ceil(width / 2);
   const chh = Math.ceil(height / 2);
-  const half = (src: Float32Array): Float32Array => {
-    const out = new Float32Array(cw * chh);
+  const half = (src: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(cw * chh);
     for (let yy = 0; yy < chh; yy++) {
       const r0 = 2 * yy * width;
       const r1 = Math.min(2 * yy + 1, height - 1) * width;
       for (let xx = 0; xx < cw; xx++) {
         const x0 = 2 * xx;
         const x1 = Math.min(x0 + 1, width - 1);
-        out[yy * cw + xx] = (src[r0 + x0] + src[r0 + x1] + src[r1 + x0] + src[r1 + x1]) * 0.25;
+        out[yy * cw + xx] = (src[r0 + x0] + src[r0 + x1] + src[r1 + x0] + src[r1 + x1] + 2) >> 2;
       }
     }
     return out;
@@ -374,15 +374,19 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
   for (let my = 0; my < mcuRows; my++) {
     for (let mx = 0; mx < mcuCols; mx++) {
       for (const c of components) {
+        const recip = c.recip;
         for (let by = 0; by < c.v; by++) {
           for (let bx = 0; bx < c.h; bx++) {
             loadBlock(c, (mx * c.h + bx) * 8, (my * c.v + by) * 8, block);
             forwardDct(block);
+            let last = 0;
             for (let k = 0; k < 64; k++) {
               const z = ZIGZAG_TABLE[k];
-              coef[k] = Math.round(block[z] * c.recip[z]);
+              const q = Math.round(block[z] * recip[z]);
+              coef[k] = q;
+              if (q !== 0) last = k;
             }
-            encodeBlock(out, c, coef);
+            encodeBlock(out, c, coef, last);
           }
         }
       }
@@ -395,7 +399,7 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
 
 const ZIGZAG_TABLE = Int32Array.from(ZIGZAG);
 
-/** The 8 x 8 samples of `c` from (x0, y0), the last column and row repeated past the edges. */
+/** The 8 x 8 samples of `c` from (x0, y0), level-shifted (minus 128), the last column and row repeated past the edges. */
 function loadBlock(c: Component, x0: number, y0: number, block: Float64Array): void {
   const { plane, width, height } = c;
   const xs = width - 1;
@@ -403,13 +407,13 @@ function loadBlock(c: Component, x0: number, y0: number, block: Float64Array): v
   if (x0 + 8 <= width && y0 + 8 <= height) {
     for (let y = 0; y < 8; y++) {
       const row = (y0 + y) * width + x0;
-      for (let x = 0; x < 8; x++) block[y * 8 + x] = plane[row + x];
+      for (let x = 0; x < 8; x++) block[y * 8 + x] = plane[row + x] - 128;
     }
     return;
   }
   for (let y = 0; y < 8; y++) {
     const row = (y0 + y < ys ? y0 + y : ys) * width;
-    for (let x = 0; x < 8; x++) block[y * 8 + x] = plane[row + (x0 + x < xs ? x0 + x : xs)];
+    for (let x = 0; x < 8; x++) block[y * 8 + x] = plane[row + (x0 + x < xs ? x0 + x : xs)] - 128;
   }
 }
 
@@ -471,8 +475,8 @@ function forwardDct(block: Float64Array): void {
 /** The size category (SSSS) of a value: the number of bits of its magnitude. */
 const category = (v: number): number => 32 - Math.clz32(v < 0 ? -v : v);
 
-/** Huffman-codes one block of quantized coefficients in zig-zag order (F.1.2.1, F.1.2.2). */
-function encodeBlock(out: JpegWriter, c: Component, coef: Int32Array): void {
+/** Huffman-codes one block of quantized coefficients in zig-zag order (F.1.2.1, F.1.2.2); `last` is the index of the last non-zero one (0 when none is). */
+function encodeBlock(out: JpegWriter, c: Component, coef: Int32Array, last: number): void {
   const diff = coef[0] - c.pred;
   c.pred = coef[0];
   const dcSize = category(diff);
@@ -481,7 +485,7 @@ function encodeBlock(out: JpegWriter, c: Component, coef: Int32Array): void {
   if (dcSize > 0) out.put(diff < 0 ? diff - 1 : diff, dcSize);
   const ac = c.ac;
   let run = 0;
-  for (let k = 1; k < 64; k++) {
+  for (let k = 1; k <= last; k++) {
     let v = coef[k];
     if (v === 0) {
       run++;
@@ -506,5 +510,5 @@ function encodeBlock(out: JpegWriter, c: Component, coef: Int32Array): void {
     }
     run = 0;
   }
-  if (run > 0) out.put(ac.code[0], ac.length[0]); // EOB
+  if (last < 63) out.put(ac.code[0], ac.length[0]); // EOB: the rest are zeros
 }
