@@ -5,11 +5,13 @@
  * compared with the VOI LUT computed here), content negotiation and errors.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { voi } from '../src/dicomweb/rendered.js';
+import { instantiateEmscripten } from '../src/dicom/codecs/wasm.js';
 import { parseDicom } from '../src/dicom/parser.js';
 import { Tags, TransferSyntax } from '../src/dicom/tags.js';
 import { createServer, type Server } from '../src/server.js';
@@ -344,6 +346,44 @@ describe('metadata and bulk data', () => {
 });
 
 describe('rendered and thumbnail', () => {
+  interface TurboDecoder {
+    getEncodedBuffer(length: number): Uint8Array;
+    decode(): void;
+    getFrameInfo(): { width: number; height: number; componentCount: number };
+    getDecodedBuffer(): Uint8Array;
+    delete(): void;
+  }
+  let turboClass: (new () => TurboDecoder) | undefined;
+
+  /** The pixels of a JPEG, decoded by libjpeg-turbo's WebAssembly decoder (no code shared with the server's encoder). */
+  function jpegPixels(jpeg: Buffer): { width: number; height: number; channels: number; pixels: Uint8Array } {
+    expect(jpeg.subarray(0, 4).toString('hex')).toBe('ffd8ffe0');
+    if (!turboClass) {
+      const require = createRequire(import.meta.url);
+      const compiled = new WebAssembly.Module(readFileSync(require.resolve('@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasm')));
+      turboClass = instantiateEmscripten('@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs', compiled).JPEGDecoder as new () => TurboDecoder;
+    }
+    const decoder = new turboClass();
+    try {
+      decoder.getEncodedBuffer(jpeg.length).set(jpeg);
+      decoder.decode();
+      const info = decoder.getFrameInfo();
+      return { width: info.width, height: info.height, channels: info.componentCount, pixels: Uint8Array.from(decoder.getDecodedBuffer()) };
+    } finally {
+      decoder.delete();
+    }
+  }
+
+  /** The grey levels of slice k of the CT series through a window, as the VOI LUT gives them. */
+  const expectedGrey = (k: number, center: number, width: number) =>
+    Array.from({ length: 24 }, (_, i) => voi(value(i % 6, Math.floor(i / 6), k) - 1024, { center, width, fn: 'linear' }));
+
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+    return m;
+  };
+
   it('renders an instance through the window given, as PNG, each pixel the VOI LUT of its value', async () => {
     const uid = sops(ctFiles)[1];
     const res = await server.app.inject({ url: `${base}/instances/${uid}/rendered?window=-1100,500`, headers: { accept: 'image/png' } });
@@ -351,50 +391,123 @@ describe('rendered and thumbnail', () => {
     expect(res.headers['content-type']).toBe('image/png');
     const img = pngPixels(res.rawPayload);
     expect([img.width, img.height, img.channels]).toEqual([6, 4, 1]);
-    const expected = Array.from({ length: 24 }, (_, i) =>
-      voi(value(i % 6, Math.floor(i / 6), 1) - 1024, { center: -1100, width: 500, fn: 'linear' }),
-    );
-    expect([...img.pixels]).toEqual(expected);
+    expect([...img.pixels]).toEqual(expectedGrey(1, -1100, 500));
     // The linear function by hand for one pixel: at (0, 0) of slice 1, -300 + 11 - 1024 = -1313.
     expect(img.pixels[0]).toBe(Math.round(((-1313 - (-1100 - 0.5)) / 499 + 0.5) * 255));
   });
 
-  it("uses the instance's window by default, PNG for */*, and 406 for JPEG alone", async () => {
+  it('renders as JPEG at the quality asked, each pixel close to the VOI LUT of its value', async () => {
     const uid = sops(ctFiles)[1];
-    const png = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/png' } });
-    const img = pngPixels(png.rawPayload);
-    expect(img.pixels[23]).toBe(voi(value(5, 3, 1) - 1024, { center: 40, width: 400, fn: 'linear' }));
-    const any = await server.app.inject({ url: `${base}/instances/${uid}/rendered` });
-    expect(any.headers['content-type']).toBe('image/png');
-    expect(any.rawPayload.equals(png.rawPayload)).toBe(true);
-    const jpeg = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/jpeg' } });
-    expect(jpeg.statusCode).toBe(406);
+    const expected = expectedGrey(1, -1100, 500);
+    const url = `${base}/instances/${uid}/rendered?window=-1100,500`;
+    const sizes: number[] = [];
+    for (const [quality, tolerance] of [
+      [100, 1],
+      [90, 3],
+      [50, 10],
+    ] as const) {
+      const res = await server.app.inject({ url: `${url}&quality=${quality}`, headers: { accept: 'image/jpeg' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe('image/jpeg');
+      const img = jpegPixels(res.rawPayload);
+      expect([img.width, img.height, img.channels]).toEqual([6, 4, 1]);
+      expect(maxDiff(img.pixels, expected), `quality ${quality}`).toBeLessThanOrEqual(tolerance);
+      sizes.push(res.rawPayload.length);
+    }
+    // Each quality is an image of its own (cached apart): lower quality, fewer bytes.
+    expect(sizes[0]).toBeGreaterThan(sizes[1]);
+    expect(sizes[1]).toBeGreaterThan(sizes[2]);
+    // 90 is the default quality.
+    const byDefault = await server.app.inject({ url, headers: { accept: 'image/jpeg' } });
+    const at90 = await server.app.inject({ url: `${url}&quality=90`, headers: { accept: 'image/jpeg' } });
+    expect(byDefault.rawPayload.equals(at90.rawPayload)).toBe(true);
+    // The quality changes nothing for PNG.
+    const png = await server.app.inject({ url: `${url}&quality=10`, headers: { accept: 'image/png' } });
+    const png90 = await server.app.inject({ url, headers: { accept: 'image/png' } });
+    expect(png.rawPayload.equals(png90.rawPayload)).toBe(true);
+    expect([...pngPixels(png.rawPayload).pixels]).toEqual(expected);
+  });
+
+  it("uses the instance's window by default, JPEG for */*, image/* and no Accept, and the first of JPEG and PNG the ranges name", async () => {
+    const uid = sops(ctFiles)[1];
+    const url = `${base}/instances/${uid}/rendered`;
+    const expected = expectedGrey(1, 40, 400);
+    const png = await server.app.inject({ url, headers: { accept: 'image/png' } });
+    expect([...pngPixels(png.rawPayload).pixels]).toEqual(expected);
+    const jpeg = await server.app.inject({ url, headers: { accept: 'image/jpeg' } });
+    expect(jpeg.headers['content-type']).toBe('image/jpeg');
+    expect(maxDiff(jpegPixels(jpeg.rawPayload).pixels, expected)).toBeLessThanOrEqual(8);
+    for (const [accept, type] of [
+      [undefined, 'image/jpeg'],
+      ['*/*', 'image/jpeg'],
+      ['image/*', 'image/jpeg'],
+      ['image/png, image/jpeg', 'image/png'],
+      ['image/gif, image/jpeg, image/png', 'image/jpeg'],
+      ['image/png;q=0.5, image/jpeg', 'image/jpeg'],
+      ['image/jpeg;q=0.4, image/*;q=0.6, image/png', 'image/png'],
+      ['image/jpeg;q=0.4, image/*;q=0.6', 'image/jpeg'],
+    ] as const) {
+      const res = await server.app.inject({ url, headers: accept === undefined ? {} : { accept } });
+      expect(res.statusCode, accept).toBe(200);
+      expect(res.headers['content-type'], accept).toBe(type);
+      expect(res.rawPayload.equals(type === 'image/png' ? png.rawPayload : jpeg.rawPayload), accept).toBe(true);
+    }
+    // The accept parameter replaces the header.
+    const byParam = await server.app.inject({ url: `${url}?accept=image/png`, headers: { accept: 'image/jpeg' } });
+    expect(byParam.headers['content-type']).toBe('image/png');
   });
 
   it('renders the middle image of a series, frames, and thumbnails fitted into the viewport', async () => {
     const series = await server.app.inject({ url: `${base}/rendered?window=-1100,500`, headers: { accept: 'image/png' } });
     const mid = pngPixels(series.rawPayload);
-    expect(mid.pixels[0]).toBe(voi(value(0, 0, 2) - 1024, { center: -1100, width: 500, fn: 'linear' }));
+    expect([...mid.pixels]).toEqual(expectedGrey(2, -1100, 500));
+    const seriesJpeg = await server.app.inject({ url: `${base}/rendered?window=-1100,500&quality=100` });
+    expect(seriesJpeg.headers['content-type']).toBe('image/jpeg');
+    expect(maxDiff(jpegPixels(seriesJpeg.rawPayload).pixels, expectedGrey(2, -1100, 500))).toBeLessThanOrEqual(1);
     const uid = sops(ctFiles)[0];
     const frame = await server.app.inject({ url: `${base}/instances/${uid}/frames/1/rendered?viewport=3,2`, headers: { accept: 'image/png' } });
     const small = pngPixels(frame.rawPayload);
     expect([small.width, small.height]).toEqual([3, 2]);
+    const frameJpeg = await server.app.inject({ url: `${base}/instances/${uid}/frames/1/rendered?viewport=3,2&quality=100` });
+    const smallJpeg = jpegPixels(frameJpeg.rawPayload);
+    expect([smallJpeg.width, smallJpeg.height]).toEqual([3, 2]);
+    expect(maxDiff(smallJpeg.pixels, small.pixels)).toBeLessThanOrEqual(2);
     const thumb = await server.app.inject({ url: `/dicom-web/studies/${CT}.0/thumbnail`, headers: { accept: 'image/png' } });
     expect(thumb.statusCode).toBe(200);
     // 6 x 4 fitted into 128 x 128: 128 x 85 (aspect ratio kept).
-    expect(pngPixels(thumb.rawPayload).width).toBe(128);
-    expect(pngPixels(thumb.rawPayload).height).toBe(85);
+    const thumbPng = pngPixels(thumb.rawPayload);
+    expect([thumbPng.width, thumbPng.height]).toEqual([128, 85]);
+    const thumbJpeg = await server.app.inject({ url: `/dicom-web/studies/${CT}.0/thumbnail` });
+    expect(thumbJpeg.headers['content-type']).toBe('image/jpeg');
+    const decoded = jpegPixels(thumbJpeg.rawPayload);
+    expect([decoded.width, decoded.height, decoded.channels]).toEqual([128, 85, 1]);
+    // Scaled up by nearest pixel: flat areas with sharp edges, close to the PNG's at quality 90 on average.
+    let sum = 0;
+    for (let i = 0; i < decoded.pixels.length; i++) sum += Math.abs(decoded.pixels[i] - thumbPng.pixels[i]);
+    expect(sum / decoded.pixels.length).toBeLessThan(2);
   });
 
   it('answers bad parameters with 400 and unacceptable types with 406', async () => {
     const uid = sops(ctFiles)[0];
-    for (const q of ['window=1', 'window=a,b', 'window=0,0', 'window=1,2,cubic', 'viewport=0,10', 'viewport=10', 'quality=101', 'frobnicate=1']) {
+    for (const q of [
+      'window=1',
+      'window=a,b',
+      'window=0,0',
+      'window=1,2,cubic',
+      'viewport=0,10',
+      'viewport=10',
+      'quality=101',
+      'quality=0',
+      'frobnicate=1',
+    ]) {
       const res = await server.app.inject({ url: `${base}/instances/${uid}/rendered?${q}` });
       expect(res.statusCode, q).toBe(400);
       expect(res.json().status).toBe('ng');
     }
-    const gif = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept: 'image/gif' } });
-    expect(gif.statusCode).toBe(406);
+    for (const accept of ['image/gif', 'image/gif, text/html', 'application/dicom']) {
+      const res = await server.app.inject({ url: `${base}/instances/${uid}/rendered`, headers: { accept } });
+      expect(res.statusCode, accept).toBe(406);
+    }
   });
 });
 

@@ -155,7 +155,16 @@ export function acceptsJson(ranges: readonly MediaRange[]): boolean {
   return ranges.some((r) => covers(r.type, 'application/dicom+json') || covers(r.type, 'application/json'));
 }
 
-/** The rendered media type the ranges accept, of those the server renders (PNG only for now); null when none. */
-export function renderedType(ranges: readonly MediaRange[]): 'image/png' | null {
-  return ranges.some((r) => covers(r.type, 'image/png')) ? 'image/png' : null;
+/**
+ * The rendered media type for the ranges, of those the server renders (JPEG and PNG): that of
+ * the first range (best quality value first) covering one of them, image/jpeg for a range covering
+ * both (`*\/*`, `image/*`), as PS3.18 Table 8.7.4-1 makes it the default for single frame images;
+ * null when no range covers either.
+ */
+export function renderedType(ranges: readonly MediaRange[]): 'image/jpeg' | 'image/png' | null {
+  for (const r of ranges) {
+    if (covers(r.type, 'image/jpeg')) return 'image/jpeg';
+    if (r.type === 'image/png') return 'image/png';
+  }
+  return null;
 }

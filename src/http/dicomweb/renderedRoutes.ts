@@ -1,7 +1,11 @@
 /**
- * Rendered and thumbnail resources (PS3.18 10.4.1.1.3 and 10.7): a frame as image/png through
- * `window` and `viewport` (see src/dicomweb/rendered.ts); `quality` is checked (1..100) and, PNG
- * being lossless, changes nothing. image/jpeg is not offered yet (406).
+ * Rendered and thumbnail resources (PS3.18 10.4.1.1.3 and 10.7): a frame through `window` and
+ * `viewport` (see src/dicomweb/rendered.ts) as image/jpeg or image/png, whichever the Accept
+ * ranges (or the `accept` parameter) name first; image/jpeg, the default PS3.18 gives rendered
+ * single frames, for `*\/*`, `image/*` or no Accept at all (see accept.ts renderedType).
+ * JPEG is baseline JFIF (src/encode/jpeg.ts) at `quality` (1..100, 90 by default; colour 4:2:0
+ * below 90, 4:4:4 from 90); PNG is lossless and `quality` changes nothing for it. Both are
+ * encoded on the event loop (a 512 x 512 grey JPEG takes a few milliseconds).
  *
  * - instance: its first frame; frames/{n}: frame n (one frame: a list of several is 400);
  * - series: its middle image (the middle frame of all its instances' frames, in InstanceNumber order);
@@ -13,6 +17,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badParameter, notFound } from '../../core/errors.js';
 import { applyViewport, MAX_RENDERED_SIDE, parseQuality, parseViewport, parseWindow, renderFrame, type Viewport } from '../../dicomweb/rendered.js';
+import { encodeJpeg } from '../../encode/jpeg.js';
 import { encodePng, encodeRgbPng } from '../../encode/png.js';
 import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCatalog.js';
 import { renderCached } from '../render.js';
@@ -36,7 +41,7 @@ const THUMBNAIL: Viewport = { vw: 128, vh: 128 };
 const IGNORED = new Set(['annotation', 'charset', 'iccprofile', 'accept', 'token']);
 
 interface RenderRequest {
-  type: 'image/png';
+  type: 'image/jpeg' | 'image/png';
   window?: ReturnType<typeof parseWindow>;
   viewport?: Viewport;
   quality: number;
@@ -51,7 +56,7 @@ function renderRequest(request: FastifyRequest, thumbnail: boolean): RenderReque
     }
   }
   const type = renderedType(acceptedRanges(request.headers.accept, q));
-  if (!type) throw notAcceptable('rendered images are sent as image/png (the Accept header does not allow it)');
+  if (!type) throw notAcceptable('rendered images are sent as image/jpeg or image/png (the Accept header allows neither)');
   const w = single(q, 'window');
   const v = single(q, 'viewport');
   const quality = single(q, 'quality');
@@ -59,7 +64,8 @@ function renderRequest(request: FastifyRequest, thumbnail: boolean): RenderReque
   if (w !== undefined && thumbnail) throw badParameter("a thumbnail takes no 'window' parameter");
   const viewport = v !== undefined ? parseViewport(v) : thumbnail ? THUMBNAIL : undefined;
   const qv = quality !== undefined ? parseQuality(quality) : 90;
-  const key = `${type}|${window ? `${window.center},${window.width},${window.fn}` : '-'}|${viewport ? Object.values(viewport).join(',') : '-'}`;
+  // The quality changes JPEG images only: PNG ones of any quality share a key.
+  const key = `${type === 'image/jpeg' ? `${type};q=${qv}` : type}|${window ? `${window.center},${window.width},${window.fn}` : '-'}|${viewport ? Object.values(viewport).join(',') : '-'}`;
   return { type, window, viewport, quality: qv, key };
 }
 
@@ -91,6 +97,8 @@ async function sendRendered(
     if (r.viewport) img = applyViewport(img, r.viewport);
     if (img.width > MAX_RENDERED_SIDE || img.height > MAX_RENDERED_SIDE)
       throw badParameter(`the image would be larger than ${MAX_RENDERED_SIDE} pixels a side`);
+    // The cache's entries call their bytes `png`; here they are those of the type negotiated.
+    if (r.type === 'image/jpeg') return { png: encodeJpeg(img.pixels, img.width, img.height, img.channels, r.quality), headers: {} };
     const png = img.channels === 3 ? await encodeRgbPng(img.pixels, img.width, img.height) : await encodePng(img.pixels, img.width, img.height);
     return { png, headers: {} };
   });
