@@ -4,12 +4,15 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { decode } from 'fast-png';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CircusError } from '../src/core/errors.js';
 import { obliqueLayout } from '../src/core/mpr/oblique.js';
 import { allocateVoxels, PixelFormat, type VoxelGrid } from '../src/core/volume/volume.js';
 import { RenderPool } from '../src/services/renderPool.js';
-import { type RenderJob, renderPng } from '../src/services/renderJob.js';
+import { type RenderJob, renderPng, type VolumeJob } from '../src/services/renderJob.js';
 import { WorkerPool } from '../src/workers/workerPool.js';
+import { seriesFiles } from './fixtures/series.js';
 
 const NX = 37;
 const NY = 29;
@@ -26,7 +29,7 @@ afterAll(() => pool.close());
 
 describe('RenderPool', () => {
   const window = { width: 600, level: -50, invert: false };
-  const jobs = (g: VoxelGrid): RenderJob[] => [
+  const jobs = (g: VoxelGrid): VolumeJob[] => [
     { kind: 'mpr', grid: g, mode: 'axial', target: 4, window },
     { kind: 'mpr', grid: g, mode: 'coronal', target: 20, window: { ...window, invert: true } },
     { kind: 'mpr', grid: g, mode: 'sagittal', target: 36, window },
@@ -41,6 +44,30 @@ describe('RenderPool', () => {
     const here = jobs(shared).map(renderPng);
     for (let i = 0; i < here.length; i++) expect(fromPool[i].equals(here[i]), `job ${i}`).toBe(true);
     expect(pool.stats().workers).toBeGreaterThan(0);
+  });
+
+  it('renders a frame of an instance it reads itself, and keeps the status of what fails there', async () => {
+    const [file] = seriesFiles({ columns: 5, rows: 3, slices: 1, value: (x, y) => 100 * x + 10 * y });
+    const job: RenderJob = {
+      kind: 'frame',
+      input: { kind: 'bytes', bytes: file.bytes },
+      frame: 0,
+      maxInflatedBytes: 1 << 20,
+      window: { center: 250, width: 501, fn: 'linear' },
+      type: 'image/png',
+      quality: 90,
+    };
+    const png = decode(await pool.render(job));
+    expect([png.width, png.height, png.channels]).toEqual([5, 3, 1]);
+    // Stored value v, identity modality LUT, PS3.3 linear VOI: ((v - 249.5) / 500 + 0.5) * 255, rounded.
+    const expected = Array.from({ length: 15 }, (_, i) => {
+      const v = 100 * (i % 5) + 10 * Math.floor(i / 5);
+      return Math.round(Math.min(255, Math.max(0, ((v - 249.5) / 500 + 0.5) * 255)));
+    });
+    expect(Array.from(png.data)).toEqual(expected);
+    const broken = pool.render({ ...job, input: { kind: 'bytes', bytes: Buffer.from('not DICOM at all') } });
+    await expect(broken).rejects.toBeInstanceOf(CircusError);
+    await expect(broken).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/cannot be read/) });
   });
 
   it('reads the volume in place: a change to the shared voxels shows in the next image', async () => {

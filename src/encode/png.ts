@@ -157,3 +157,9 @@ export function encodeRgbPng(pixels: Uint8Array, width: number, height: number, 
   const rows = filterRows(pixels, width * 3, height, 'up');
   return deflateToPng(rows, width, height, options, 2);
 }
+
+/** `encodeRgbPng` on the calling thread (for worker threads). */
+export function encodeRgbPngSync(pixels: Uint8Array, width: number, height: number, options: Omit<PngOptions, 'filter'> = {}): Buffer {
+  checkSize(width, height);
+  return assemble(width, height, deflateSync(filterRows(pixels, width * 3, height, 'up'), zlibOptions(options)), 2);
+}

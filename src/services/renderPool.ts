@@ -5,8 +5,9 @@
  * A grid whose voxels are not in shared memory (a volume built by hand) is rendered on the
  * calling thread with the same code.
  */
-import { type RenderJob, renderPng } from './renderJob.js';
-import { type PoolStats, WorkerPool } from '../workers/workerPool.js';
+import { CircusError, type ErrorCode, ERROR_TABLE } from '../core/errors.js';
+import { type RenderJob, renderImage, renderPng } from './renderJob.js';
+import { type PoolStats, WorkerPool, WorkerTaskError } from '../workers/workerPool.js';
 
 export interface Renderer {
   render(job: RenderJob): Promise<Buffer>;
@@ -25,8 +26,16 @@ export class RenderPool implements Renderer {
   }
 
   async render(job: RenderJob): Promise<Buffer> {
-    if (!(job.grid.data.buffer instanceof SharedArrayBuffer)) return renderPng(job);
-    const png = await this.pool.run(job);
+    if (job.kind !== 'frame' && !(job.grid.data.buffer instanceof SharedArrayBuffer)) return renderPng(job);
+    let png: Uint8Array | null;
+    try {
+      png = await this.pool.run(job);
+    } catch (err) {
+      // A CircusError thrown in the worker keeps its status.
+      const code = (err instanceof WorkerTaskError ? (err.detail as { code?: unknown } | undefined)?.code : undefined) as ErrorCode | undefined;
+      if (code !== undefined && code in ERROR_TABLE) throw new CircusError(code, err instanceof Error ? err.message : String(err));
+      throw err;
+    }
     if (!png) throw new Error('a rendering worker returned no image');
     return Buffer.from(png.buffer, png.byteOffset, png.byteLength);
   }
@@ -47,7 +56,7 @@ export class RenderPool implements Renderer {
 
 /** Renders on the calling thread (tests, tools). */
 export const inProcessRenderer: Renderer = {
-  render: async (job) => renderPng(job),
+  render: async (job) => renderImage(job),
   stats: () => null,
   close: async () => {},
 };

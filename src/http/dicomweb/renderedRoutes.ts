@@ -16,19 +16,16 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badParameter, notFound } from '../../core/errors.js';
-import { applyViewport, MAX_RENDERED_SIDE, parseQuality, parseViewport, parseWindow, renderFrame, type Viewport } from '../../dicomweb/rendered.js';
-import { encodeJpeg } from '../../encode/jpeg.js';
-import { encodePng, encodeRgbPng } from '../../encode/png.js';
+import type { FrameImageJob } from '../../dicomweb/frameImage.js';
+import { MAX_RENDERED_SIDE, parseQuality, parseViewport, parseWindow, type Viewport, viewportGeometry } from '../../dicomweb/rendered.js';
 import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCatalog.js';
 import { renderCached } from '../render.js';
 import { single, type Query } from '../params.js';
 import { acceptedRanges, notAcceptable, renderedType } from './accept.js';
-import { uncompressedFrame } from './frames.js';
 import {
   catalogOf,
   type InstanceParams,
   instanceOfPath,
-  parsedInstance,
   type SeriesParams,
   seriesOfPath,
   type StudyParams,
@@ -91,16 +88,23 @@ async function sendRendered(
 ) {
   const key = `dicomweb:${idOf(series)}:${entry.record.sopInstanceUid}:${frame}:${r.key}`;
   const image = await renderCached(app, key, async () => {
-    const parsed = await parsedInstance(app, entry);
-    const { bytes, layout } = await uncompressedFrame(parsed, entry.header, frame);
-    let img = renderFrame(bytes, layout, r.window);
-    if (r.viewport) img = applyViewport(img, r.viewport);
-    if (img.width > MAX_RENDERED_SIDE || img.height > MAX_RENDERED_SIDE)
+    // The size is checked here, before a worker reads the instance.
+    const { rows, columns } = entry.header;
+    const size = r.viewport ? viewportGeometry(columns, rows, r.viewport) : { ow: columns, oh: rows };
+    if (size.ow > MAX_RENDERED_SIDE || size.oh > MAX_RENDERED_SIDE)
       throw badParameter(`the image would be larger than ${MAX_RENDERED_SIDE} pixels a side`);
+    const job: FrameImageJob = {
+      kind: 'frame',
+      input: await entry.instance.forWorker(),
+      frame,
+      maxInflatedBytes: app.deps.config.maxInflatedBytes,
+      window: r.window,
+      viewport: r.viewport,
+      type: r.type,
+      quality: r.quality,
+    };
     // The cache's entries call their bytes `png`; here they are those of the type negotiated.
-    if (r.type === 'image/jpeg') return { png: encodeJpeg(img.pixels, img.width, img.height, img.channels, r.quality), headers: {} };
-    const png = img.channels === 3 ? await encodeRgbPng(img.pixels, img.width, img.height) : await encodePng(img.pixels, img.width, img.height);
-    return { png, headers: {} };
+    return { png: await app.deps.renderer.render(job), headers: {} };
   });
   return reply.type(r.type).header('Cache-Control', 'private, max-age=600').send(image.png);
 }

@@ -31,7 +31,7 @@ import {
   type StudyParams,
   studyOfPath,
 } from './resources.js';
-import { decodeOneFrame } from './frames.js';
+import { decodeOneFrame } from '../../dicomweb/frames.js';
 
 /** Instances read ahead of the one being sent. */
 const READ_AHEAD = 4;

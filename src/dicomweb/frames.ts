@@ -3,12 +3,12 @@
  * /rendered: native frames as stored (little endian), compressed ones decoded on this thread
  * (a frame of a CT takes a few milliseconds; frames are cached as rendered images, not decoded again).
  */
-import { CircusError } from '../../core/errors.js';
-import { canDecode, decodeFrame, initCodecs } from '../../dicom/codecs.js';
-import type { ParsedDicom } from '../../dicom/parser.js';
-import { isNative, type SliceHeader } from '../../dicom/sliceHeader.js';
-import { decodedPhotometric, encapsulatedFrames, nativeFrame } from '../../dicom/transcode.js';
-import type { FrameLayout } from '../../dicomweb/rendered.js';
+import { CircusError } from '../core/errors.js';
+import { canDecode, decodeFrame, initCodecs } from '../dicom/codecs.js';
+import type { ParsedDicom } from '../dicom/parser.js';
+import { isNative, type SliceHeader } from '../dicom/sliceHeader.js';
+import { decodedPhotometric, encapsulatedFrames, nativeFrame } from '../dicom/transcode.js';
+import type { FrameLayout } from './rendered.js';
 
 /** Decodes one compressed frame (400-free: a frame that fails is a 422 naming the instance). */
 export async function decodeOneFrame(header: SliceHeader, encoded: Uint8Array): Promise<Uint8Array> {
