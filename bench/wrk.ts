@@ -38,7 +38,13 @@ function bytes(text: string): number {
   return Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2] as '' | 'K' | 'M' | 'G'];
 }
 
-export async function wrk(base: string, paths: readonly string[], connections: number, seconds: number, headers: Record<string, string> = {}): Promise<LoadSummary> {
+export async function wrk(
+  base: string,
+  paths: readonly string[],
+  connections: number,
+  seconds: number,
+  headers: Record<string, string> = {},
+): Promise<LoadSummary> {
   const dir = mkdtempSync(join(tmpdir(), 'circus-rs-wrk-'));
   try {
     const script = join(dir, 'paths.lua');
