@@ -192,7 +192,10 @@ describe('WADO-RS retrieve', () => {
       headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' },
     });
     expect(jpeg.statusCode).toBe(406);
-    expect(jpeg.json()).toEqual({ status: 'ng', message: expect.stringMatching(/stored in 1\.2\.840\.10008\.1\.2\.1; instances are sent as stored/) });
+    expect(jpeg.json()).toEqual({
+      status: 'ng',
+      message: expect.stringMatching(/stored in 1\.2\.840\.10008\.1\.2\.1; instances are sent as stored/),
+    });
     const json = await server.app.inject({ url: base, headers: { accept: 'application/dicom+json' } });
     expect(json.statusCode).toBe(406);
   });

@@ -22,15 +22,7 @@ import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCata
 import { renderCached } from '../render.js';
 import { single, type Query } from '../params.js';
 import { acceptedRanges, notAcceptable, renderedType } from './accept.js';
-import {
-  catalogOf,
-  type InstanceParams,
-  instanceOfPath,
-  type SeriesParams,
-  seriesOfPath,
-  type StudyParams,
-  uidParam,
-} from './resources.js';
+import { catalogOf, type InstanceParams, instanceOfPath, type SeriesParams, seriesOfPath, type StudyParams, uidParam } from './resources.js';
 
 const THUMBNAIL: Viewport = { vw: 128, vh: 128 };
 

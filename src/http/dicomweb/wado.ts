@@ -18,7 +18,7 @@ import { isNative } from '../../dicom/sliceHeader.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCatalog.js';
 import type { Query } from '../params.js';
-import { acceptedRanges, covers, type FrameDelivery, frameDelivery, instanceSyntax, notAcceptable } from './accept.js';
+import { acceptedRanges, type FrameDelivery, frameDelivery, instanceSyntax, notAcceptable } from './accept.js';
 import { multipartBody, multipartType, newBoundary, type Part, readAhead } from './multipart.js';
 import {
   type InstanceParams,
