@@ -10,7 +10,8 @@
  * other than the stored one) makes the whole request 406 before anything is sent.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CircusError, notFound, tooLarge } from '../../core/errors.js';
+import { CircusError, isSourceFailure, notFound, tooLarge } from '../../core/errors.js';
+import { readPixelBytes } from '../../dicom/fileReader.js';
 import { canDecode } from '../../dicom/codecs.js';
 import { encapsulatedFrames, nativeFrame, toExplicitLittle } from '../../dicom/transcode.js';
 import type { ParsedDicom } from '../../dicom/parser.js';
@@ -131,6 +132,15 @@ async function framePart(parsed: ParsedDicom, e: CatalogInstance, n: number, how
   return { contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`, bytes };
 }
 
+/** Bytes of one frame when frames can be read from the file as they are (little endian, native, whole bytes a sample, not deflated); else 0. */
+function readableFrameBytes(h: CatalogInstance['header']): number {
+  const ts = h.transferSyntaxUid;
+  if ((ts !== TransferSyntax.ExplicitLittle && ts !== TransferSyntax.ImplicitLittle) || !h.pixelData || h.pixelData.encapsulated) return 0;
+  if (h.bitsAllocated % 8 !== 0 || h.bitsAllocated === 0) return 0;
+  const size = h.rows * h.columns * h.samplesPerPixel * (h.bitsAllocated / 8);
+  return size > 0 && size * h.numberOfFrames <= h.pixelData.length ? size : 0;
+}
+
 /** Sends frames of an instance as multipart/related, in the form the Accept header asks for (406 when none can be). */
 export async function sendFrames(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, e: CatalogInstance, frames: number[]) {
   const compressed = !isNative(e.header.transferSyntaxUid);
@@ -146,12 +156,30 @@ export async function sendFrames(app: FastifyInstance, request: FastifyRequest, 
       `instance ${e.record.sopInstanceUid} is stored in ${e.header.transferSyntaxUid}, which this server cannot decode; ask for transfer-syntax=*`,
     );
   }
-  const parsed = await parsedInstance(app, e);
-  const stored = compressed ? encapsulatedFrames(parsed, e.header) : null;
   const boundary = newBoundary();
   const type = how.kind === 'stored' ? how.mediaType : 'application/octet-stream';
   const ts = how.kind === 'stored' ? how.transferSyntaxUid : TransferSyntax.ExplicitLittle;
-  const parts = readAhead(frames, 2, (n) => framePart(parsed, e, n, how, stored));
+  let parts: AsyncGenerator<Part>;
+  const size = readableFrameBytes(e.header);
+  if (size > 0) {
+    // Little-endian native frames of whole bytes are read straight from the file, each its range.
+    const contentType = `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`;
+    const limits = { maxInflatedBytes: app.deps.config.maxInflatedBytes };
+    parts = readAhead(frames, 2, async (n) => {
+      const bytes = Buffer.allocUnsafe(size);
+      try {
+        await readPixelBytes(e.instance, e.header, bytes, (n - 1) * size, limits);
+      } catch (err) {
+        if (isSourceFailure(err)) throw err;
+        throw new CircusError('UNPROCESSABLE_SERIES', `instance ${e.record.sopInstanceUid} cannot be read: ${(err as Error).message}`);
+      }
+      return { contentType, bytes };
+    });
+  } else {
+    const parsed = await parsedInstance(app, e);
+    const stored = compressed ? encapsulatedFrames(parsed, e.header) : null;
+    parts = readAhead(frames, 2, (n) => framePart(parsed, e, n, how, stored));
+  }
   reply.header('Content-Type', multipartType(type, boundary, `; transfer-syntax=${ts}`)).header('Cache-Control', 'private, max-age=600');
   return reply.send(multipartBody(parts, boundary));
 }
