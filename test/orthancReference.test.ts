@@ -365,6 +365,31 @@ suite('circus-rs and Orthanc answer DICOMweb alike', { timeout: 120_000 }, () =>
     }
   });
 
+  it('returns the same values for included fields', async () => {
+    // Values only: with includefield=all circus-rs returns every attribute it keeps at the level
+    // and above (SeriesDate, SeriesTime, AvailableTransferSyntaxUID too), Orthanc fewer.
+    for (const [q, key] of [
+      [`/studies/${STUDY_A.uid}/series?includefield=SeriesDate,SeriesTime`, '0020000E'],
+      ['/series?includefield=all', '0020000E'],
+      [`/studies/${STUDY_B.uid}/series/${series[2].uid}/instances?includefield=all`, '00080018'],
+      ['/instances?includefield=all&Modality=MR', '00080018'],
+    ]) {
+      const { circus, orthanc: o } = await both(q);
+      expect(compare(circus, o, key, kindOf(q)).differences, q).toEqual([]);
+      // The fixture's SeriesDate and SeriesTime are its study's date and time.
+      const studyOf = (r: Json) => (value(r, '0020000D') === STUDY_A.uid ? STUDY_A : STUDY_B);
+      expect(
+        circus.map((r) => [r['00080021'], r['00080031']]),
+        q,
+      ).toEqual(
+        circus.map((r) => [
+          { vr: 'DA', Value: [studyOf(r).studyDate] },
+          { vr: 'TM', Value: [studyOf(r).studyTime] },
+        ]),
+      );
+    }
+  });
+
   it('answers a search naming a series it does not have, or a series of another study, with 200 and []', async () => {
     for (const path of [
       `/studies/9.9.9/series/9.9/instances`,
@@ -393,6 +418,14 @@ suite('circus-rs and Orthanc answer DICOMweb alike', { timeout: 120_000 }, () =>
         expect(m['00080080']).toEqual({ vr: 'LO' });
         expect(m['00091002']).toEqual({ vr: 'OB', InlineBinary: 'AQIDBA==' });
         expect(comparison.inlineAgainstBulk).toHaveLength(2);
+      }
+      if (s.uid === series[3].uid) {
+        // UTF-8 (ISO_IR 192): a name's three component groups, Japanese text.
+        expect(circus[0]['00081070']).toEqual({
+          vr: 'PN',
+          Value: [{ Alphabetic: 'Yamada^Tarou', Ideographic: '\u5c71\u7530^\u592a\u90ce', Phonetic: '\u3084\u307e\u3060^\u305f\u308d\u3046' }],
+        });
+        expect(circus[0]['00082111']).toEqual({ vr: 'ST', Value: ['\u65e5\u672c\u8a9e\u306e\u30b3\u30e1\u30f3\u30c8'] });
       }
       for (const { inline, uri } of comparison.inlineAgainstBulk) expect((await bulkBytes(uri)).toString('base64'), uri).toBe(inline);
       expect(circus.map((m) => m['7FE00010']?.BulkDataURI)).toEqual(
