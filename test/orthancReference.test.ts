@@ -214,16 +214,22 @@ const ORTHANC_MATCHES_DIFFERENTLY: { query: string; circus: string[]; reason: st
     reason: 'Single Value Matching is case-sensitive for all but PN (PS3.4 C.2.2.2.1); Orthanc ignores case for LO.',
   },
   { query: '/series?Modality=ct', circus: [], reason: 'The same for CS: Orthanc matches CT for ct.' },
-  {
-    query: '/studies?PatientName=Doe%5EJane',
-    circus: [STUDY_A.uid],
+  ...['/studies?PatientName=Doe%5EJane', '/studies?PatientID=INT%2D0002'].map((query) => ({
+    query,
+    circus: [query.includes('PatientID') ? STUDY_B.uid : STUDY_A.uid],
     reason:
-      "A percent-encoded ^ (as dicomweb-client's encodeURIComponent sends it) is the same query as Doe^Jane (RFC 3986 2.1); Orthanc matches only the unencoded form.",
-  },
+      'A percent-encoded character is the character (RFC 3986 2.1), and dicomweb-client encodes every value (encodeURIComponent): ' +
+      'Orthanc does not decode query values, so Doe%5EJane and INT%2D0002 match nothing.',
+  })),
   {
     query: '/studies?PatientName=Doe^Jane^',
     circus: [STUDY_A.uid],
     reason: 'Trailing empty name components and their ^ are insignificant (PS3.5 6.2); Orthanc matches none.',
+  },
+  {
+    query: `/studies?StudyInstanceUID=${STUDY_A.uid}\\${STUDY_B.uid}`,
+    circus: [STUDY_A.uid, STUDY_B.uid],
+    reason: 'A list of UIDs is delimited by backslashes (PS3.4 C.2.2.2.2); Orthanc takes commas only.',
   },
 ];
 
