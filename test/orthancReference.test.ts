@@ -2,10 +2,12 @@
  * circus-rs's DICOMweb answers compared with Orthanc's (Debian's Orthanc and its DICOMweb
  * plugin) over the same files: the series of test/fixtures/interop.ts, uploaded to Orthanc and
  * served by circus-rs from a data directory. QIDO-RS results (studies, the series of a study,
- * the instances of a series, series by Modality) and series metadata are matched by UID and
- * compared attribute by attribute on the tags both return: the same VR and the same Value.
- * Where Orthanc is the one that departs from PS3.18 / PS3.3, the difference is listed in
- * ONLY_ORTHANC, ONLY_CIRCUS or ORTHANC_MATCHES_DIFFERENTLY below with its reason (and in
+ * the instances of a series or a study, series by Modality, included fields) and metadata
+ * (series, study, instance) are matched by UID and compared attribute by attribute on the tags
+ * both return: the same VR and the same Value (binary values byte for byte, whether inline or
+ * by BulkDataURI). Searches with matching keys must find the same. Where Orthanc is the one
+ * that departs from PS3.18, PS3.4 or PS3.5, the difference is listed below with its reason
+ * (ONLY_ORTHANC, ONLY_CIRCUS, ORTHANC_VALUE_DIFFERS, ORTHANC_MATCHES_DIFFERENTLY; and in
  * docs/API.md's "Differences from Orthanc"); nothing else may differ.
  *
  * Skipped with a message when Orthanc or its DICOMweb plugin is not installed (failed instead
@@ -17,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { createServer, type Server } from '../src/server.js';
 import { inCi } from './conformance/pydicomEnv.js';
-import { type InteropSeries, interopSeries, STUDY_A, STUDY_B, writeInteropData } from './fixtures/interop.js';
+import { framePixels, type InteropSeries, interopSeries, STUDY_A, STUDY_B, writeInteropData } from './fixtures/interop.js';
 import { dicomwebPlugin, Orthanc, orthancBinary } from './fixtures/orthanc.js';
 import { TempDir } from './fixtures/series.js';
 
@@ -438,5 +440,19 @@ suite('circus-rs and Orthanc answer DICOMweb alike', { timeout: 120_000 }, () =>
         s.files.map((f) => expect.stringMatching(new RegExp(`/instances/${f.sopInstanceUid.replace(/\./g, '\\.')}/bulkdata/7FE00010$`))),
       );
     }
+  });
+
+  it('sends the same metadata for a study and for one instance, and the same bulk data bytes for native pixel data', async () => {
+    await same(`/studies/${STUDY_B.uid}/metadata`, '00080018', 4);
+    const s = series[0];
+    const one = await same(`/studies/${STUDY_A.uid}/series/${s.uid}/instances/${s.files[2].sopInstanceUid}/metadata`, '00080018', 1);
+    expect(one.circus[0]['00080018']).toEqual({ vr: 'UI', Value: [s.files[2].sopInstanceUid] });
+    const { orthanc: o } = await both(`/studies/${STUDY_A.uid}/series/${s.uid}/instances/${s.files[2].sopInstanceUid}/metadata`);
+    const [mine, theirs] = await Promise.all([
+      bulkBytes(String(one.circus[0]['7FE00010'].BulkDataURI)),
+      bulkBytes(String(o[0]['7FE00010'].BulkDataURI)),
+    ]);
+    expect(mine.equals(framePixels(s, 2))).toBe(true);
+    expect(theirs.equals(mine)).toBe(true);
   });
 });
