@@ -182,6 +182,9 @@ suite('dicomweb-client in Chromium reads circus-rs', { timeout: 120_000 }, () =>
     expect(first(b, '00201208')).toBe(4);
     const filtered = await page.evaluate(() => client.searchForStudies({ queryParams: { PatientName: 'roe*' } }));
     expect(filtered.map((s) => first(s, '0020000D'))).toEqual([STUDY_B.uid]);
+    // The client percent-encodes values (Doe%5EJane): the same query as Doe^Jane.
+    const exact = await page.evaluate(() => client.searchForStudies({ queryParams: { PatientName: 'Doe^Jane', StudyDate: '20240101-20241231' } }));
+    expect(exact.map((s) => first(s, '0020000D'))).toEqual([STUDY_A.uid]);
   });
 
   it('searches for series of a study and across studies', async () => {
