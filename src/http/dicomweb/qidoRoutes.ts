@@ -2,7 +2,9 @@
  * QIDO-RS (PS3.18 10.6): searches for studies, series and instances as DICOM JSON, over the
  * records of the catalog (the header index's tables for a data directory: no file is read for
  * studies and series). Matching, includefield, limit and offset are src/dicomweb/qido.ts's.
- * A page cut short by dicomwebMaxResults carries a Warning header (299) saying so.
+ * A page cut short by dicomwebMaxResults carries a Warning header (299) saying so. A path naming
+ * a study or series the server does not have (or a series of another study) is a search that
+ * matches nothing: 200 and [], not 404 (PS3.18 lists no 404 for searches).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { tooLarge } from '../../core/errors.js';
@@ -11,7 +13,7 @@ import { parseQido, type QidoLevel, type QidoQuery, type QidoResult, queryInstan
 import type { CatalogSeries } from '../../services/dicomwebCatalog.js';
 import type { Query } from '../params.js';
 import { acceptedRanges, acceptsJson, notAcceptable } from './accept.js';
-import { catalogOf, rootUrl, type SeriesParams, seriesOfPath, type StudyParams, uidParam } from './resources.js';
+import { catalogOf, rootUrl, type SeriesParams, type StudyParams, uidParam } from './resources.js';
 
 interface Fixed {
   StudyInstanceUID?: string;
@@ -86,9 +88,14 @@ export async function qidoRoutes(app: FastifyInstance): Promise<void> {
   });
   app.get('/studies/:study/series/:series/instances', series, async (request, reply) => {
     const p = request.params as SeriesParams;
-    const s = await seriesOfPath(app, p);
-    const q = parse(app, request, 'instance', { StudyInstanceUID: p.study, SeriesInstanceUID: s.seriesUid });
-    return send(request, reply, q, queryInstances(instancesOf([s], maxInstances()), q, { retrieveBase: rootUrl(request) }));
+    const study = uidParam(p.study, 'study');
+    const seriesUid = uidParam(p.series, 'series');
+    const q = parse(app, request, 'instance', { StudyInstanceUID: study, SeriesInstanceUID: seriesUid });
+    // A search: a series the server does not have, or has in another study, matches nothing
+    // (200 and []), as /studies/{study}/series does for a study it does not have.
+    const s = await catalogOf(app).series(seriesUid);
+    const found = s && s.studyUid === study ? [s] : [];
+    return send(request, reply, q, queryInstances(instancesOf(found, maxInstances()), q, { retrieveBase: rootUrl(request) }));
   });
   app.get('/studies/:study/instances', listing, async (request, reply) => {
     const study = uidParam((request.params as StudyParams).study, 'study');
