@@ -374,6 +374,18 @@ export class ProgressiveVolume extends WithHeader implements VolumeLoad {
 
 /** A volume that is complete already, behind the same interface. */
 export function loadedVolume(v: Volume): VolumeLoad {
+  // Every request for a cached volume asks: the same (immutable) load each time, made once.
+  let load = loadsOf.get(v);
+  if (!load) {
+    load = makeLoadedVolume(v);
+    loadsOf.set(v, load);
+  }
+  return load;
+}
+
+const loadsOf = new WeakMap<Volume, VolumeLoad>();
+
+function makeLoadedVolume(v: Volume): VolumeLoad {
   const identity: SliceRescale = Object.freeze({ slope: 1, intercept: 0 });
   const complete = Promise.resolve(v);
   return {
