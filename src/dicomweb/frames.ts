@@ -1,7 +1,8 @@
 /**
  * One frame of an instance as uncompressed bytes, for /frames (application/octet-stream) and
- * /rendered: native frames as stored (little endian), compressed ones decoded on this thread
- * (a frame of a CT takes a few milliseconds; frames are cached as rendered images, not decoded again).
+ * rendered images: native frames as stored (little endian), compressed ones decoded on the
+ * calling thread (the frames route's event loop for a compressed frame asked decoded; a rendering
+ * worker for rendered images).
  */
 import { CircusError } from '../core/errors.js';
 import { canDecode, decodeFrame, initCodecs } from '../dicom/codecs.js';

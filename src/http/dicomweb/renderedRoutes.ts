@@ -4,8 +4,8 @@
  * ranges (or the `accept` parameter) name first; image/jpeg, the default PS3.18 gives rendered
  * single frames, for `*\/*`, `image/*` or no Accept at all (see accept.ts renderedType).
  * JPEG is baseline JFIF (src/encode/jpeg.ts) at `quality` (1..100, 90 by default; colour 4:2:0
- * below 90, 4:4:4 from 90); PNG is lossless and `quality` changes nothing for it. Both are
- * encoded on the event loop (a 512 x 512 grey JPEG takes a few milliseconds).
+ * below 90, 4:4:4 from 90); PNG is lossless and `quality` changes nothing for it. An image is
+ * made on a rendering worker (src/dicomweb/frameImage.ts: read, decode, window, fit, encode).
  *
  * - instance: its first frame; frames/{n}: frame n (one frame: a list of several is 400);
  * - series: its middle image (the middle frame of all its instances' frames, in InstanceNumber order);
