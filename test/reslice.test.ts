@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formulaLines, tableLines, windowTable, windowValue, type WindowSpec } from '../src/core/mpr/window.js';
+import { formulaLines, tableLines, windowByte, windowTable, windowValue, type WindowSpec } from '../src/core/mpr/window.js';
 import { reslice } from '../src/core/reslice/reslice.js';
 import { samplerFor } from '../src/core/reslice/samplers.js';
 import type { ReslicePlane } from '../src/core/reslice/types.js';
@@ -113,7 +113,7 @@ describe('reslice core', () => {
 });
 
 describe('the window formula', () => {
-  it('has one loop copy (formulaLines), which gives windowValue to the bit for every kind of value', () => {
+  it('has one expression for loops (windowByte, in formulaLines), which gives windowValue to the bit for every kind of value', () => {
     const windows: WindowSpec[] = [
       { width: 100, level: 50, invert: false },
       { width: 1, level: 0.5, invert: false },
@@ -129,6 +129,40 @@ describe('the window formula', () => {
       formulaLines(w, src, out, src.length, 1, 0, 0, 0, 0);
       const expected = values.map((v) => windowValue(v, w));
       expect(Array.from(out)).toEqual(expected);
+      expect(values.map((v) => windowByte(v, w.level, w.width / 2, w.width, w.invert))).toEqual(expected);
+    }
+  });
+
+  it('windows separable planes as they are sampled to the bytes of sampling, then formulaLines', () => {
+    const g = grid([23, 19, 17], f);
+    const opts = { interpolation: 'trilinear', edges: 'clamp' } as const;
+    const planes: ReslicePlane[] = [
+      { origin: [0.25, 18.5, 0], col: [0.8, -0.45, 0], row: [0, 0, 0.6], width: 27, height: 26 },
+      { origin: [0, 1.3, 16.2], col: [0.7, 0, 0], row: [0, 0.5, -0.55], width: 31, height: 29 },
+      { origin: [3.5, 0, 2], col: [0, 1, 0], row: [0.3, 0, 0.9], width: 19, height: 17 },
+    ];
+    for (const w of [
+      { width: 150, level: 20, invert: false },
+      { width: 33.3, level: -12.25, invert: true },
+    ] as WindowSpec[]) {
+      for (const plane of planes) {
+        const { width, height } = plane;
+        // Unfused: the sampler's blocks of doubles, windowed by formulaLines.
+        const unfused = samplerFor({ grid: g }, plane, opts, { kind: 'values', out: new Float32Array(0) });
+        expect(unfused.kind).toBe('separable');
+        const expected = new Uint8Array((width + 1) * height);
+        for (let j0 = 0; j0 < height; j0 += unfused.block) {
+          const count = Math.min(unfused.block, height - j0);
+          const rows = unfused.sample(j0, count);
+          formulaLines(w, rows.values, expected, width, count, rows.start, rows.stride, 1 + j0 * (width + 1), width + 1);
+        }
+        const out = new Uint8Array((width + 1) * height);
+        const fused = samplerFor({ grid: g }, plane, opts, { kind: 'window', out, window: w, stride: width + 1, offset: 1 });
+        expect(fused.sample(0, 1).written).toBe(true);
+        out.fill(0);
+        reslice({ grid: g }, plane, opts, { kind: 'window', out, window: w, stride: width + 1, offset: 1 });
+        expect(Buffer.from(out).equals(Buffer.from(expected)), JSON.stringify(plane)).toBe(true);
+      }
     }
   });
 

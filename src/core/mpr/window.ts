@@ -154,8 +154,8 @@ export function tableLines(
 }
 
 /**
- * Lines by the formula, for values no table holds (Float32 voxels, interpolated samples). The
- * one copy of windowValue's expression in a loop (a test holds the two to the same bytes).
+ * Lines by the formula, for values no table holds (Float32 voxels, interpolated samples), through
+ * windowByte.
  */
 export function formulaLines(
   w: WindowSpec,
@@ -173,11 +173,18 @@ export function formulaLines(
   for (let j = 0; j < lines; j++) {
     let s = srcStart + j * srcStride;
     let o = outStart + j * outStride;
-    for (let i = 0; i < width; i++, s++, o++) {
-      let x = ((src[s] - level + half) * 255) / ww;
-      x = x > 0 ? (x < 255 ? x : 255) : 0;
-      const b = (x + 0.5) | 0;
-      out[o] = invert ? 255 - b : b;
-    }
+    for (let i = 0; i < width; i++, s++, o++) out[o] = windowByte(src[s], level, half, ww, invert);
   }
+}
+
+/**
+ * windowValue's expression with the window's fields taken apart (`half` = width / 2), for loops
+ * (small enough to be inlined where it is called): formulaLines, and samplers that window as
+ * they sample. A test holds it to windowValue for every kind of value.
+ */
+export function windowByte(v: number, level: number, half: number, width: number, invert: boolean): number {
+  let x = ((v - level + half) * 255) / width;
+  x = x > 0 ? (x < 255 ? x : 255) : 0; // NaN-safe: anything not above 0 is 0
+  const b = (x + 0.5) | 0;
+  return invert ? 255 - b : b;
 }

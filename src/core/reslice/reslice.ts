@@ -35,7 +35,8 @@ export function reslice(source: ResliceSource, plane: ReslicePlane, options: Res
   const emit = outputStage(source.grid, plane.width, output);
   for (let j0 = 0; j0 < plane.height; j0 += sampler.block) {
     const count = Math.min(sampler.block, plane.height - j0);
-    emit(sampler.sample(j0, count), j0, count);
+    const rows = sampler.sample(j0, count);
+    if (!rows.written) emit(rows, j0, count);
   }
 }
 

@@ -13,10 +13,13 @@
  *   far apart in memory overlap (eight, not more: the block of samples, eight lines of doubles,
  *   then stays in the first-level cache for the output stage). Trilinear interpolates along p,
  *   then q, then k, and skips k where its fraction is 0; nearest takes floor(clamped + 0.5) on
- *   every axis (a sample halfway between two voxels takes the higher index).
+ *   every axis (a sample halfway between two voxels takes the higher index). Trilinear into a
+ *   windowed output windows each sample as it is computed (windowByte) and writes the output
+ *   itself, handing on no block: the samples never go through memory.
  * - general: every pixel interpolated on its own, x then y then z, with the slices of a
  *   partial volume as z.
  */
+import { windowByte } from '../mpr/window.js';
 import type { VoxelArray, VoxelGrid } from '../volume/volume.js';
 import type { ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows, Sampler } from './types.js';
 
@@ -58,7 +61,7 @@ export function samplerFor(source: ResliceSource, plane: ReslicePlane, options: 
   if (options.edges === 'clamp' && slices === undefined) {
     const aligned = alignedSampler(grid, plane, output);
     if (aligned) return aligned;
-    const separable = separableSampler(grid, plane, options);
+    const separable = separableSampler(grid, plane, options, output);
     if (separable) return separable;
   }
   return generalSampler(source, plane, options);
@@ -132,7 +135,7 @@ function gather(d: VoxelArray, values: VoxelArray, base: number, width: number, 
  * Separable planes: `fixed` is the step along the single axis k, `moving` the step with no
  * component on k. Index i counts moving steps, j fixed ones.
  */
-function separableSampler(grid: VoxelGrid, plane: ReslicePlane, options: ResliceOptions): Sampler | null {
+function separableSampler(grid: VoxelGrid, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput): Sampler | null {
   let fixedIsRow: boolean;
   let k = singleAxis(plane.row);
   if (k >= 0 && plane.col[k] === 0) fixedIsRow = true;
@@ -193,6 +196,10 @@ function separableSampler(grid: VoxelGrid, plane: ReslicePlane, options: Reslice
     fk[j] = ck - ik;
   }
 
+  if (!nearest && output.kind === 'window') {
+    const fused = fusedSeparable(d, output, width, fixedIsRow, movingCount, fixedCount, base, dp, dq, fp, fq, kOff, dk, fk);
+    if (fused) return fused;
+  }
   const values = nearest ? voxelArrayOf(grid, BLOCK * width) : new Float64Array(BLOCK * width);
   const rows: SampledRows = { values, raw: nearest, start: 0, stride: width, spans: null };
   // Sample (i, j) of a block goes to values[(i - i0) * iMul + (j - jBase) * jMul].
@@ -243,6 +250,121 @@ function separableSampler(grid: VoxelGrid, plane: ReslicePlane, options: Reslice
           // so that the lines of k a pass reads stay in the first-level cache from row to row.
           for (let j0 = 0; j0 < fixedCount; j0 += BLOCK) sampleBlock(i0, i0 + count, j0, Math.min(fixedCount, j0 + BLOCK), width, 1, 0);
           return rows;
+        },
+  };
+}
+
+interface FusedTables {
+  d: VoxelArray;
+  out: Uint8Array;
+  base: Int32Array;
+  dp: Int32Array;
+  dq: Int32Array;
+  fp: Float64Array;
+  fq: Float64Array;
+  kOff: Int32Array;
+  dk: Int32Array;
+  fk: Float64Array;
+}
+
+/** Samples (i, j) for i in [i0, i1), j in [j0, j1), windowed into out (a function of its own: every input a local in the loop). */
+function windowedBlock(
+  d: VoxelArray,
+  out: Uint8Array,
+  base: Int32Array,
+  dp: Int32Array,
+  dq: Int32Array,
+  fp: Float64Array,
+  fq: Float64Array,
+  kOff: Int32Array,
+  dk: Int32Array,
+  fk: Float64Array,
+  i0: number,
+  i1: number,
+  j0: number,
+  j1: number,
+  offset: number,
+  iMul: number,
+  jMul: number,
+  level: number,
+  half: number,
+  ww: number,
+  invert: boolean,
+): void {
+  for (let i = i0; i < i1; i++) {
+    const b0 = base[i];
+    const a = fp[i];
+    const bq = fq[i];
+    const sp = dp[i];
+    const sq = dq[i];
+    let o = offset + i * iMul + j0 * jMul;
+    for (let j = j0; j < j1; j++, o += jMul) {
+      const o0 = b0 + kOff[j];
+      const v00 = d[o0] + a * (d[o0 + sp] - d[o0]);
+      const v01 = d[o0 + sq] + a * (d[o0 + sq + sp] - d[o0 + sq]);
+      let value = v00 + bq * (v01 - v00);
+      const f = fk[j];
+      if (f !== 0) {
+        const o1 = o0 + dk[j];
+        const v10 = d[o1] + a * (d[o1 + sp] - d[o1]);
+        const v11 = d[o1 + sq] + a * (d[o1 + sq + sp] - d[o1 + sq]);
+        const upper = v10 + bq * (v11 - v10);
+        value += f * (upper - value);
+      }
+      out[o] = windowByte(value, level, half, ww, invert);
+    }
+  }
+}
+
+/**
+ * The separable trilinear sampler windowing each sample straight into the 8-bit output (through
+ * windowByte, the window's one expression), for a windowed output with nothing between sampler
+ * and output: no block of samples is written and read back. Rows of fixed indices are sampled
+ * BLOCK at a time over every column; rows of moving indices BLOCK columns at a time, as the
+ * unfused sampler does. The interpolation is the unfused sampler's, operation for operation.
+ */
+function fusedSeparable(
+  d: VoxelArray,
+  output: Extract<ResliceOutput, { kind: 'window' }>,
+  width: number,
+  fixedIsRow: boolean,
+  movingCount: number,
+  fixedCount: number,
+  base: Int32Array,
+  dp: Int32Array,
+  dq: Int32Array,
+  fp: Float64Array,
+  fq: Float64Array,
+  kOff: Int32Array,
+  dk: Int32Array,
+  fk: Float64Array,
+): Sampler | null {
+  const { out, window } = output;
+  if (!(window.width > 0) || !Number.isFinite(window.level)) return null; // the output stage refuses it
+  const stride = output.stride ?? width;
+  const offset = output.offset ?? 0;
+  const level = window.level;
+  const ww = window.width;
+  const half = ww / 2;
+  const invert = window.invert === true;
+  // Pixel (i moving, j fixed) goes to out[offset + i * iMul + j * jMul].
+  const iMul = fixedIsRow ? 1 : stride;
+  const jMul = fixedIsRow ? stride : 1;
+  const t: FusedTables = { d, out, base, dp, dq, fp, fq, kOff, dk, fk };
+  const block = (i0: number, i1: number, j0: number, j1: number): void =>
+    windowedBlock(t.d, t.out, t.base, t.dp, t.dq, t.fp, t.fq, t.kOff, t.dk, t.fk, i0, i1, j0, j1, offset, iMul, jMul, level, half, ww, invert);
+  const done: SampledRows = { values: out, raw: false, start: 0, stride, spans: null, written: true };
+  return {
+    kind: 'separable',
+    block: BLOCK,
+    sample: fixedIsRow
+      ? (j0, count) => {
+          block(0, movingCount, j0, j0 + count);
+          return done;
+        }
+      : (i0, count) => {
+          for (let j0 = 0; j0 < fixedCount; j0 += BLOCK) block(i0, i0 + count, j0, Math.min(fixedCount, j0 + BLOCK));
+          return done;
         },
   };
 }

@@ -50,6 +50,11 @@ export interface SampledRows {
   readonly start: number;
   readonly stride: number;
   readonly spans: { readonly lo: Int32Array; readonly hi: Int32Array } | null;
+  /**
+   * The sampler wrote the block's pixels into the output itself (windowed as it sampled, when
+   * nothing combines samples between it and the output): the output stage leaves the block alone.
+   */
+  readonly written?: boolean;
 }
 
 export interface Sampler {
