@@ -115,6 +115,9 @@ export function parseQuality(text: string): number {
   return q;
 }
 
+/** Whether this machine stores 16-bit words little endian (as frames are sent), so a frame's bytes can be read as a Uint16Array. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** The stored values of a greyscale frame, sign and BitsStored applied. */
 function storedValues(bytes: Uint8Array, f: FrameLayout): Float64Array | Int32Array {
   const n = f.rows * f.columns;
@@ -132,6 +135,28 @@ function storedValues(bytes: Uint8Array, f: FrameLayout): Float64Array | Int32Ar
     return out;
   }
   if (bytes.length < n * bytesPer) throw badParameter('the frame is shorter than its rows and columns say');
+  if (bytesPer <= 2 && bits >= 1 && shift >= 0 && shift + bits <= 8 * bytesPer) {
+    // Words of 8 or 16 bits: shifts and masks in 32-bit integers (sign from the stored top bit).
+    const up = 32 - bits;
+    if (bytesPer === 1) {
+      for (let i = 0; i < n; i++) {
+        const v = (bytes[i] >>> shift) & mask;
+        out[i] = signed ? (v << up) >> up : v;
+      }
+    } else if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+      const words = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+      for (let i = 0; i < n; i++) {
+        const v = (words[i] >>> shift) & mask;
+        out[i] = signed ? (v << up) >> up : v;
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const v = ((bytes[2 * i] | (bytes[2 * i + 1] << 8)) >>> shift) & mask;
+        out[i] = signed ? (v << up) >> up : v;
+      }
+    }
+    return out;
+  }
   for (let i = 0; i < n; i++) {
     const word = bytesPer === 1 ? bytes[i] : bytesPer === 2 ? view.getUint16(i * 2, true) : view.getUint32(i * 4, true);
     let v = Math.floor(word / 2 ** shift) % (mask + 1);
