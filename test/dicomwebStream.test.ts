@@ -12,6 +12,7 @@ import { createServer, type Server } from '../src/server.js';
 import { MemorySource } from '../src/sources/memorySource.js';
 import type { SeriesInstances, SeriesSource, SourceInstance } from '../src/sources/source.js';
 import { seriesFiles } from './fixtures/series.js';
+import { readAhead } from '../src/http/dicomweb/multipart.js';
 
 const UID = '1.2.826.0.1.3680043.10.1453.94.1';
 const INSTANCES = 1000;
@@ -117,5 +118,37 @@ describe('a series retrieve of 1,000 instances', () => {
     }
     expect(body.toString('latin1', at).trim()).toMatch(/^--circus-rs-[0-9a-f]{32}--$/);
     expect(source.wholeReads).toBe(INSTANCES);
+  });
+});
+
+describe('readAhead', () => {
+  it('keeps at most `parts` parts and `bytes` bytes ahead of the one being sent (always one), in order', async () => {
+    const sizes = [10, 10, 50, 10, 200, 10, 10, 10];
+    // Sizes of the parts produced and not yet taken by the consumer, oldest first.
+    const held: number[] = [];
+    const ahead: { parts: number; bytes: number }[] = [];
+    let started = 0;
+    const produce = async (k: number) => {
+      // A part is started once the one before it in line is awaited: that one is being sent,
+      // the others are ahead of it.
+      const before = started++ === 0 ? held : held.slice(1);
+      ahead.push({ parts: before.length + 1, bytes: before.reduce((a, b) => a + b, 0) + sizes[k] });
+      held.push(sizes[k]);
+      await new Promise((r) => setTimeout(r, 1));
+      return { contentType: 'x', bytes: new Uint8Array(sizes[k]) };
+    };
+    const got: number[] = [];
+    for await (const part of readAhead(
+      sizes.map((_, k) => k),
+      { parts: 3, bytes: 60, sizeOf: (k) => sizes[k] },
+      produce,
+    )) {
+      got.push(part.bytes.length);
+      held.shift();
+    }
+    expect(got).toEqual(sizes);
+    expect(Math.max(...ahead.map((x) => x.parts))).toBeLessThanOrEqual(3);
+    // Over the budget only when alone: the 200-byte part.
+    for (const x of ahead) if (x.bytes > 60) expect(x).toEqual({ parts: 1, bytes: 200 });
   });
 });

@@ -20,17 +20,45 @@ export const newBoundary = (): string => `circus-rs-${randomBytes(16).toString('
 export const multipartType = (type: string, boundary: string, extra = ''): string =>
   `multipart/related; type="${type}"${extra}; boundary=${boundary}`;
 
+/** How far ahead parts are produced: at most `parts` of them, and (when `sizeOf` tells an item's size) at most `bytes` in all. */
+export interface ReadAheadLimits<T> {
+  parts: number;
+  bytes?: number;
+  sizeOf?: (item: T) => number;
+}
+
 /**
- * Parts produced by `produce` `ahead` at a time (each started before the one before it is sent,
- * so reading files overlaps sending), in order.
+ * Parts produced by `produce` ahead of the one being sent (each started before the one before it
+ * is sent, so reading files overlaps sending), in order. At least one is always under way; more
+ * only while they fit the limits, so a few large instances are not all held at once.
  */
-export async function* readAhead<T>(items: readonly T[], ahead: number, produce: (item: T) => Promise<Part>): AsyncGenerator<Part> {
-  const pending: Promise<Part>[] = [];
+export async function* readAhead<T>(
+  items: readonly T[],
+  limits: number | ReadAheadLimits<T>,
+  produce: (item: T) => Promise<Part>,
+): AsyncGenerator<Part> {
+  const { parts, bytes = Number.POSITIVE_INFINITY, sizeOf } = typeof limits === 'number' ? { parts: limits } : limits;
+  const pending: { part: Promise<Part>; size: number }[] = [];
+  let held = 0;
   let next = 0;
-  while (next < items.length && pending.length < ahead) pending.push(produce(items[next++]));
+  const fill = (): void => {
+    while (next < items.length && pending.length < parts) {
+      const size = sizeOf ? sizeOf(items[next]) : 0;
+      if (pending.length > 0 && held + size > bytes) return;
+      const part = produce(items[next++]);
+      // Observed now: one that fails after the stream has ended (the client left) is no unhandled rejection.
+      part.catch(() => {});
+      pending.push({ part, size });
+      held += size;
+    }
+  };
+  fill();
   while (pending.length > 0) {
-    const part = await pending.shift()!;
-    if (next < items.length) pending.push(produce(items[next++]));
+    const head = pending.shift()!;
+    // A part that fails is thrown when its turn comes; those after it are not waited for.
+    const part = await head.part;
+    held -= head.size;
+    fill();
     yield part;
   }
 }

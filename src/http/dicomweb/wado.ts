@@ -34,8 +34,18 @@ import {
 } from './resources.js';
 import { decodeOneFrame } from '../../dicomweb/frames.js';
 
-/** Instances read ahead of the one being sent. */
-const READ_AHEAD = 4;
+/**
+ * Instances read ahead of the one being sent: up to 12, and up to 64 MB by their headers' pixel
+ * data size (a few large multi-frame instances are not all held at once).
+ */
+const READ_AHEAD = { parts: 12, bytes: 64 * 1024 * 1024, sizeOf: ({ entry }: { entry: CatalogInstance }) => instanceBytes(entry) };
+
+/** What an instance takes in memory, about: its pixel data as stored, or decoded when compressed. */
+function instanceBytes(e: CatalogInstance): number {
+  const h = e.header;
+  if (h.pixelData && !h.pixelData.encapsulated) return h.pixelData.length;
+  return h.rows * h.columns * h.samplesPerPixel * Math.ceil(h.bitsAllocated / 8) * h.numberOfFrames;
+}
 /** Most frame numbers one frames request may list. */
 const MAX_FRAME_LIST = 10_000;
 
