@@ -46,6 +46,15 @@ export interface TranscodeTask {
   maxInflatedBytes: number;
 }
 
+/** One frame of an instance, uncompressed (see transcode.ts's frameOfInstance). */
+export interface FrameTask {
+  kind: 'frame';
+  input: WorkerInput;
+  /** 0-based. */
+  frame: number;
+  maxInflatedBytes: number;
+}
+
 /** A task that failed; `at` is the index (in the task's frames) of the frame that failed, when one did. */
 export class DecodeError extends Error {
   constructor(
@@ -60,7 +69,7 @@ export class DecodeError extends Error {
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './decodeWorker.ts' : './decodeWorker.js', import.meta.url);
 
 export class DecodePool {
-  private readonly pool: WorkerPool<DecodeTask | TranscodeTask, StoredRange[] | Uint8Array>;
+  private readonly pool: WorkerPool<DecodeTask | TranscodeTask | FrameTask, StoredRange[] | Uint8Array>;
 
   /** @param taskTimeoutMs longest one task may take before its worker is stopped (the load then fails) */
   constructor(size = availableParallelism(), taskTimeoutMs?: number) {
@@ -94,6 +103,11 @@ export class DecodePool {
   async toExplicitLittle(input: WorkerInput, maxInflatedBytes: number): Promise<Buffer> {
     const out = (await this.pool.run({ kind: 'explicitLittle', input, maxInflatedBytes })) as Uint8Array;
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Frame `frame` (0-based) of the instance, uncompressed (decoded when compressed), on a worker. */
+  async decodeFrame(input: WorkerInput, frame: number, maxInflatedBytes: number): Promise<Uint8Array> {
+    return (await this.pool.run({ kind: 'frame', input, frame, maxInflatedBytes })) as Uint8Array;
   }
 
   stats(): PoolStats {

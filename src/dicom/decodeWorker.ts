@@ -11,12 +11,12 @@ import type { StoredRange } from '../core/volume/modality.js';
 import { BYTES_PER_VOXEL } from '../core/volume/volume.js';
 import { decodedFrameBytes, decodeFrameInto, initCodecs } from './codecs.js';
 import { serveTasks } from '../workers/workerPool.js';
-import type { DecodeTask, TranscodeTask } from './decodePool.js';
+import type { DecodeTask, FrameTask, TranscodeTask } from './decodePool.js';
 import type { WorkerInput } from './instance.js';
 import { encapsulatedFrames } from './frames.js';
 import { parseDicom } from './parser.js';
 import { readSliceHeader } from './sliceHeader.js';
-import { toExplicitLittle } from './transcode.js';
+import { frameOfInstance, toExplicitLittle } from './transcode.js';
 import { finishStoredSlice, voxelView } from './storedValues.js';
 
 /** A failure of the frame at index `detail.at` of the task. */
@@ -74,4 +74,13 @@ async function transcode(task: TranscodeTask): Promise<{ result: Uint8Array; tra
   return { result: own, transfer: [own.buffer as ArrayBuffer] };
 }
 
-serveTasks<DecodeTask | TranscodeTask, StoredRange[] | Uint8Array>(async (task) => ('kind' in task ? transcode(task) : { result: await run(task) }));
+/** One frame, uncompressed (its bytes moved back). */
+async function frame(task: FrameTask): Promise<{ result: Uint8Array; transfer: ArrayBuffer[] }> {
+  const out = await frameOfInstance(await inputBytes(task.input), task.frame, task.maxInflatedBytes);
+  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
+  return { result: own, transfer: [own.buffer as ArrayBuffer] };
+}
+
+serveTasks<DecodeTask | TranscodeTask | FrameTask, StoredRange[] | Uint8Array>(async (task) =>
+  !('kind' in task) ? { result: await run(task) } : task.kind === 'frame' ? frame(task) : transcode(task),
+);

@@ -17,7 +17,7 @@
  *
  * Elements after Pixel Data are kept only when the input was parsed with `elementsAfterPixelData`.
  */
-import { decodedFrameBytes, decodeFrameInto, type FrameInfo, initCodecs } from './codecs.js';
+import { decodedFrameBytes, decodeFrame, decodeFrameInto, type FrameInfo, initCodecs } from './codecs.js';
 import { elementItems, elementVr, littleEndianBytes, SHORT_VRS } from './elementValues.js';
 import { encapsulatedFrames as splitFrames } from './frames.js';
 import { type DataSet, DicomParseError, type Element, type ParsedDicom, parseDicom } from './parser.js';
@@ -372,4 +372,19 @@ export async function toExplicitLittle(bytes: Buffer, maxInflatedBytes: number):
     return explicitLittlePart10(parsed, decodedPixelData(parsed, readSliceHeader(parsed)));
   }
   return explicitLittlePart10(parsed);
+}
+
+/**
+ * Frame `index` (0-based) of an instance given as its bytes, uncompressed, little endian: native
+ * frames copied, compressed ones decoded (the codecs are started here) as the frames route sends
+ * them. Throws DicomParseError for an instance that cannot be read or a frame that cannot be decoded.
+ */
+export async function frameOfInstance(bytes: Buffer, index: number, maxInflatedBytes: number): Promise<Uint8Array> {
+  const parsed = parseDicom(bytes, { maxInflatedBytes });
+  const header = readSliceHeader(parsed);
+  if (isNative(header.transferSyntaxUid)) return nativeFrame(parsed, header, index);
+  const frames = encapsulatedFrames(parsed, header);
+  if (!(index >= 0 && index < frames.length)) throw new DicomParseError(`frame ${index + 1} is not in the instance (${frames.length} frames)`);
+  await initCodecs();
+  return decodeFrame(header.transferSyntaxUid, frames[index], frameInfo(header));
 }

@@ -1,8 +1,8 @@
 /**
  * One frame of an instance as uncompressed bytes, for /frames (application/octet-stream) and
  * rendered images: native frames as stored (little endian), compressed ones decoded on the
- * calling thread (the frames route's event loop for a compressed frame asked decoded; a rendering
- * worker for rendered images).
+ * calling thread (a rendering worker for rendered images; the frames route decodes on the
+ * decoding workers, through transcode.ts's frameOfInstance, and here only without them).
  */
 import { CircusError } from '../core/errors.js';
 import { canDecode, decodeFrame, initCodecs } from '../dicom/codecs.js';

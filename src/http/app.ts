@@ -54,7 +54,11 @@ export interface AppDeps {
   /** The folder of the built viewer (dist/viewer by default). */
   viewerDir?: string;
   /** The pool of threads decoding compressed frames (its figures go to /metrics). */
-  decoder?: { stats(): PoolStats; toExplicitLittle?(input: WorkerInput, maxInflatedBytes: number): Promise<Buffer> };
+  decoder?: {
+    stats(): PoolStats;
+    toExplicitLittle?(input: WorkerInput, maxInflatedBytes: number): Promise<Buffer>;
+    decodeFrame?(input: WorkerInput, frame: number, maxInflatedBytes: number): Promise<Uint8Array>;
+  };
   /** Why the server cannot serve series now, null when it can (GET /health/ready); ready when not given. */
   readiness?: ReadinessCheck;
   /** What the DICOMweb face serves (over the server's source); without it (or with `dicomweb` off) there is none. */

@@ -185,6 +185,22 @@ export async function sendFrames(app: FastifyInstance, request: FastifyRequest, 
       }
       return { contentType, bytes };
     });
+  } else if (how.kind === 'native' && compressed && app.deps.decoder?.decodeFrame) {
+    // Compressed frames asked uncompressed: decoded on the decoding workers, not the event loop.
+    const decoder = app.deps.decoder;
+    const input = await e.instance.forWorker();
+    const contentType = `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`;
+    const max = app.deps.config.maxInflatedBytes;
+    parts = readAhead(frames, 2, async (n) => {
+      try {
+        return { contentType, bytes: await decoder.decodeFrame!(input, n - 1, max) };
+      } catch (err) {
+        throw new CircusError(
+          'UNPROCESSABLE_SERIES',
+          `instance ${e.record.sopInstanceUid} has a frame that cannot be decoded: ${(err as Error).message}`,
+        );
+      }
+    });
   } else {
     const parsed = await parsedInstance(app, e);
     const stored = compressed ? encapsulatedFrames(parsed, e.header) : null;
