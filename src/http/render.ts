@@ -1,17 +1,32 @@
 /** What the image routes share: window parameters, headers, and the cache of rendered images. */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { CircusError } from '../core/errors.js';
-import type { Orientation } from '../core/mpr/orthogonal.js';
+import { badParameter, CircusError } from '../core/errors.js';
+import type { Orientation, SlabSpec } from '../core/mpr/orthogonal.js';
+import { PROJECTIONS } from '../core/reslice/reslice.js';
 import { estimatedWindow, type Volume, type VoxelGrid } from '../core/volume/volume.js';
 import { effectiveWindow, type WindowSpec } from '../core/mpr/window.js';
 import type { VolumeLoad } from '../dicom/progressiveVolume.js';
 import type { RenderedImage } from '../services/cacheRegions.js';
 import { gridOf } from '../services/renderJob.js';
-import { numberParam, type Query } from './params.js';
+import { enumParam, numberParam, type Query } from './params.js';
 
 /** `ww` and `wl` as given (validated now, before any loading), defaults filled in later. */
 export function windowParams(query: Query): { ww?: number; wl?: number } {
   return { ww: numberParam(query, 'ww', { above: 0 }), wl: numberParam(query, 'wl') };
+}
+
+/**
+ * `slab` (the slab's thickness in mm, above 0) and `projection` (mip, minip or average; mip when
+ * not given): undefined without `slab`; `projection` without `slab` is 400.
+ */
+export function slabParams(query: Query): SlabSpec | undefined {
+  const thickness = numberParam(query, 'slab', { above: 0 });
+  const projection = enumParam(query, 'projection', PROJECTIONS);
+  if (thickness === undefined) {
+    if (projection !== undefined) throw badParameter("parameter 'projection' needs 'slab', the slab's thickness in mm");
+    return undefined;
+  }
+  return { thickness, projection: projection ?? 'mip' };
 }
 
 /**

@@ -5,7 +5,7 @@
  * function renders it on a worker or on the calling thread, so both give the same bytes.
  */
 import { type ObliqueLayout, renderOblique } from '../core/mpr/oblique.js';
-import { type Orientation, planeLayout, renderOrthogonal } from '../core/mpr/orthogonal.js';
+import { type Orientation, planeLayout, renderOrthogonal, type SlabSpec } from '../core/mpr/orthogonal.js';
 import type { WindowSpec } from '../core/mpr/window.js';
 import type { Volume, VoxelGrid } from '../core/volume/volume.js';
 import { type FrameImageJob, renderFrameImage } from '../dicomweb/frameImage.js';
@@ -13,7 +13,7 @@ import { encodeScanlinesSync, scanlineBuffer } from '../encode/png.js';
 
 /** A slice of a volume in memory. */
 export type VolumeJob =
-  | { kind: 'mpr'; grid: VoxelGrid; mode: Orientation; target: number; window: WindowSpec }
+  | { kind: 'mpr'; grid: VoxelGrid; mode: Orientation; target: number; window: WindowSpec; slab?: SlabSpec }
   | { kind: 'oblique'; grid: VoxelGrid; layout: ObliqueLayout; window: WindowSpec };
 
 /** A slice of a volume, or a frame of an instance (DICOMweb rendered resources, read by the worker). */
@@ -30,7 +30,7 @@ export function renderPng(job: VolumeJob): Buffer {
   const { width, height } = job.kind === 'mpr' ? planeLayout(job.grid, job.mode) : job.layout;
   const rows = scanlineBuffer(width, height);
   const placement = { stride: width + 1, offset: 1 };
-  if (job.kind === 'mpr') renderOrthogonal(job.grid, job.mode, job.target, job.window, rows, placement);
+  if (job.kind === 'mpr') renderOrthogonal(job.grid, job.mode, job.target, job.window, rows, placement, job.slab);
   else renderOblique(job.grid, job.layout, job.window, rows, placement);
   return encodeScanlinesSync(rows, width, height);
 }

@@ -7,7 +7,7 @@
  * windowed straight from it; sagittal rows are strided and are gathered first.
  */
 import { badParameter } from '../errors.js';
-import { reslice } from '../reslice/reslice.js';
+import { type Projection, reslice, type Slab } from '../reslice/reslice.js';
 import type { ReslicePlane } from '../reslice/types.js';
 import type { Volume, VoxelArray, VoxelGrid } from '../volume/volume.js';
 import type { Orientation, RowPlacement } from './types.js';
@@ -71,8 +71,43 @@ export function sampleOrthogonal(v: VoxelGrid, mode: Orientation, target: number
  * is shown through its effective window whatever `w` says (0 -> 0, 1 -> 255).
  * Throws a 400 CircusError for a target out of range or an invalid window.
  */
-export function renderOrthogonal(v: VoxelGrid, mode: Orientation, target: number, window: WindowSpec, out: Uint8Array, rows?: RowPlacement): void {
+export function renderOrthogonal(
+  v: VoxelGrid,
+  mode: Orientation,
+  target: number,
+  window: WindowSpec,
+  out: Uint8Array,
+  rows?: RowPlacement,
+  slab?: SlabSpec,
+): void {
   const plane = orthogonalPlane(v, mode, target);
   const w = effectiveWindow(v.pixelFormat, window);
-  reslice({ grid: v }, plane, VOXELS, { kind: 'window', out, window: w, stride: rows?.stride, offset: rows?.offset });
+  reslice(
+    { grid: v },
+    plane,
+    VOXELS,
+    { kind: 'window', out, window: w, stride: rows?.stride, offset: rows?.offset },
+    slab && orthogonalSlab(v, mode, target, slab),
+  );
+}
+
+/** A slab as a request gives it: its thickness in mm and how its samples are combined. */
+export interface SlabSpec {
+  thickness: number;
+  projection: Projection;
+}
+
+/** The volume axis along the normal of each orientation's planes. */
+const NORMAL_AXIS: Record<Orientation, 0 | 1 | 2> = { axial: 2, coronal: 1, sagittal: 0 };
+
+/**
+ * The slices of an orthogonal slab: those whose centres lie within thickness / 2 of the target
+ * slice's centre (ends included, to 1e-9 of a slice), inside the volume.
+ */
+export function orthogonalSlab(v: Pick<Volume, 'dims' | 'voxelSize'>, mode: Orientation, target: number, slab: SlabSpec): Slab {
+  const axis = NORMAL_AXIS[mode];
+  const reach = Math.floor(slab.thickness / 2 / v.voxelSize[axis] + 1e-9);
+  const step: [number, number, number] = [0, 0, 0];
+  step[axis] = 1;
+  return { step, from: Math.max(-reach, -target), to: Math.min(reach, v.dims[axis] - 1 - target), projection: slab.projection };
 }

@@ -4,8 +4,9 @@
  * (pixel (i, j) samples origin + j * row + i * col); what is read there (the interpolation, and
  * what the volume's edges mean) and what is made of each sample (windowed into 8 bits, or the
  * value itself) are chosen once per image. The image is then marched a block of rows at a time:
- * a sampler fills the block's values, and the output stage windows or stores them. A step that
- * combines several samples per pixel (slab projections, rays) goes between the two.
+ * a sampler fills the block's values, and the output stage windows or stores them. A slab goes
+ * between the two: the plane is sampled at each of its offsets along the normal and the samples
+ * of a pixel combined (max, min, mean) before the output stage.
  *
  * Policy:
  * - Samplers are picked by the plane's shape, fastest first; each keeps the arithmetic of the
@@ -23,20 +24,98 @@
  *   samples in the output's own type (interpolated ones rounded half up when `round` is set).
  */
 import { checkWindow, formulaLines, tableLines, windowTable } from '../mpr/window.js';
-import type { VoxelGrid } from '../volume/volume.js';
+import type { Vec3 } from '../geometry/vec3.js';
+import { PixelFormat, type VoxelGrid } from '../volume/volume.js';
 import { samplerFor } from './samplers.js';
 import type { ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows } from './types.js';
 
 export type { Edges, Interpolation, Placement, ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows, Sampler } from './types.js';
 
-/** Samples `plane` of `source` into `output`, a block of rows at a time. */
-export function reslice(source: ResliceSource, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput): void {
+/** How a slab's samples are combined into one value a pixel. */
+export type Projection = 'mip' | 'minip' | 'average';
+export const PROJECTIONS: readonly Projection[] = ['mip', 'minip', 'average'];
+
+/**
+ * A slab: the plane sampled again at origin + k * step for every k from `from` to `to` (from <= 0
+ * <= to; step along the plane's normal, voxel index units), the samples of each pixel combined:
+ * their largest (mip), smallest (minip) or mean (average; rounded half up, floor(mean + 0.5), for
+ * volumes of an integer format, so that it windows as a voxel value would).
+ */
+export interface Slab {
+  readonly step: Vec3;
+  readonly from: number;
+  readonly to: number;
+  readonly projection: Projection;
+}
+
+/** Samples `plane` of `source` into `output`, a block of rows at a time (a slab of planes combined, when `slab` is given). */
+export function reslice(source: ResliceSource, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput, slab?: Slab): void {
+  if (slab && slab.to > slab.from) {
+    resliceSlab(source, plane, options, output, slab);
+    return;
+  }
   const sampler = samplerFor(source, plane, options, output);
   const emit = outputStage(source.grid, plane.width, output);
   for (let j0 = 0; j0 < plane.height; j0 += sampler.block) {
     const count = Math.min(sampler.block, plane.height - j0);
     const rows = sampler.sample(j0, count);
     if (!rows.written) emit(rows, j0, count);
+  }
+}
+
+/** The slab's planes sampled block by block, combined (the compositing step), then given to the output stage. */
+function resliceSlab(source: ResliceSource, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput, slab: Slab): void {
+  // Samplers that hand their samples on (no windowing as they sample, no sampling in place).
+  const handOn: ResliceOutput = { kind: 'values', out: new Float32Array(0) };
+  const samplers = [];
+  for (let k = slab.from; k <= slab.to; k++) {
+    const origin: Vec3 = [plane.origin[0] + k * slab.step[0], plane.origin[1] + k * slab.step[1], plane.origin[2] + k * slab.step[2]];
+    samplers.push(samplerFor(source, { ...plane, origin }, options, handOn));
+  }
+  // The planes have one shape, so one kind of sampler and one block size.
+  const block = samplers[0].block;
+  const { width } = plane;
+  const acc = new Float64Array(block * width);
+  const n = samplers.length;
+  const round = slab.projection === 'average' && source.grid.pixelFormat !== PixelFormat.Float32;
+  const emit = outputStage(source.grid, width, output);
+  for (let j0 = 0; j0 < plane.height; j0 += block) {
+    const count = Math.min(block, plane.height - j0);
+    let raw = true;
+    for (let s = 0; s < n; s++) {
+      const rows = samplers[s].sample(j0, count);
+      if (rows.spans !== null) throw new RangeError('slabs of planes partly outside the volume are not sampled');
+      combine(acc, rows, width, count, s === 0, slab.projection);
+      raw &&= rows.raw;
+    }
+    if (slab.projection === 'average') {
+      const len = count * width;
+      if (round) for (let i = 0; i < len; i++) acc[i] = Math.floor(acc[i] / n + 0.5);
+      else for (let i = 0; i < len; i++) acc[i] = acc[i] / n;
+    }
+    // Maxima, minima and rounded means of voxels are voxel values: the output stage may use its table.
+    emit({ values: acc, raw: raw && (slab.projection !== 'average' || round), start: 0, stride: width, spans: null }, j0, count);
+  }
+}
+
+/** acc[r * width + i] combined with sample i of row r (the first plane's samples copied). */
+function combine(acc: Float64Array, rows: SampledRows, width: number, count: number, first: boolean, projection: Projection): void {
+  const { values, start, stride } = rows;
+  for (let r = 0; r < count; r++) {
+    const s = start + r * stride;
+    const o = r * width;
+    if (first) for (let i = 0; i < width; i++) acc[o + i] = values[s + i];
+    else if (projection === 'mip') {
+      for (let i = 0; i < width; i++) {
+        const v = values[s + i];
+        if (v > acc[o + i]) acc[o + i] = v;
+      }
+    } else if (projection === 'minip') {
+      for (let i = 0; i < width; i++) {
+        const v = values[s + i];
+        if (v < acc[o + i]) acc[o + i] = v;
+      }
+    } else for (let i = 0; i < width; i++) acc[o + i] += values[s + i];
   }
 }
 

@@ -3,9 +3,9 @@ import { badParameter, tooLarge } from '../../core/errors.js';
 import { ORIENTATIONS, planeLayout } from '../../core/mpr/orthogonal.js';
 import { enumParam, numberParam, seriesParam, type Query } from '../params.js';
 import { volumeId } from '../../services/cacheRegions.js';
-import { clientGone, headerNumber, mprSource, renderCached, sendPng, windowOfLoad, windowParams } from '../render.js';
+import { clientGone, headerNumber, mprSource, renderCached, sendPng, slabParams, windowOfLoad, windowParams } from '../render.js';
 
-/** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L */
+/** GET /mpr?series=UID&mode=axial|coronal|sagittal&target=N&ww=W&wl=L[&slab=mm[&projection=mip|minip|average]] */
 export async function mprRoute(app: FastifyInstance): Promise<void> {
   app.get('/mpr', { config: { access: 'series' } }, async (request, reply) => {
     const q = request.query as Query;
@@ -13,6 +13,7 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
     const mode = enumParam(q, 'mode', ORIENTATIONS, true);
     const target = numberParam(q, 'target', { integer: true });
     const win = windowParams(q);
+    const slab = slabParams(q);
     // Watched from the start: a client that leaves while the load opens no longer keeps its slice first.
     const gone = clientGone(reply);
     // The load as soon as its header pass is done: an axial image may not need the whole volume.
@@ -25,10 +26,12 @@ export async function mprRoute(app: FastifyInstance): Promise<void> {
       throw tooLarge(`the ${mode} image would be ${layout.width}x${layout.height} pixels, more than maxImageSide (${maxSide}) a side`);
     }
     const w = await windowOfLoad(load, win);
-    const image = await renderCached(app, `mpr:${volumeId(load)}:${mode}:${t}:${w.width}:${w.level}`, async () => {
-      const { grid, target: plane } = await mprSource(load, mode, t, win, gone);
+    const slabKey = slab ? `:${slab.projection}:${slab.thickness}` : '';
+    const image = await renderCached(app, `mpr:${volumeId(load)}:${mode}:${t}:${w.width}:${w.level}${slabKey}`, async () => {
+      // A slab needs its neighbouring slices: the complete volume, not one slice loaded first.
+      const { grid, target: plane } = await mprSource(load, mode, t, slab ? {} : win, gone);
       return {
-        png: await app.deps.renderer.render({ kind: 'mpr', grid, mode, target: plane, window: w }),
+        png: await app.deps.renderer.render({ kind: 'mpr', grid, mode, target: plane, window: w, slab }),
         headers: {
           'X-Circus-Pixel-Size': layout.pixelSize.map(headerNumber).join(','),
           'X-Circus-Pixel-Columns': String(layout.width),
