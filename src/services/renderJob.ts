@@ -14,7 +14,7 @@ import { encodeScanlinesSync, scanlineBuffer } from '../encode/png.js';
 /** A slice of a volume in memory. */
 export type VolumeJob =
   | { kind: 'mpr'; grid: VoxelGrid; mode: Orientation; target: number; window: WindowSpec; slab?: SlabSpec }
-  | { kind: 'oblique'; grid: VoxelGrid; layout: ObliqueLayout; window: WindowSpec };
+  | { kind: 'oblique'; grid: VoxelGrid; layout: ObliqueLayout; window: WindowSpec; slab?: SlabSpec };
 
 /** A slice of a volume, or a frame of an instance (DICOMweb rendered resources, read by the worker). */
 export type RenderJob = VolumeJob | FrameImageJob;
@@ -31,6 +31,6 @@ export function renderPng(job: VolumeJob): Buffer {
   const rows = scanlineBuffer(width, height);
   const placement = { stride: width + 1, offset: 1 };
   if (job.kind === 'mpr') renderOrthogonal(job.grid, job.mode, job.target, job.window, rows, placement, job.slab);
-  else renderOblique(job.grid, job.layout, job.window, rows, placement);
+  else renderOblique(job.grid, job.layout, job.window, rows, placement, job.slab);
   return encodeScanlinesSync(rows, width, height);
 }

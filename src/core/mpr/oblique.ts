@@ -20,10 +20,10 @@
  * plane separably (the bilinear part per rotated index, the linear part per fixed index).
  */
 import { badParameter, tooLarge } from '../errors.js';
-import { reslice } from '../reslice/reslice.js';
+import { reslice, type Slab } from '../reslice/reslice.js';
 import type { ReslicePlane, ResliceOptions } from '../reslice/types.js';
 import { PixelFormat, type Volume, type VoxelGrid } from '../volume/volume.js';
-import type { Orientation, RowPlacement } from './types.js';
+import type { Orientation, RowPlacement, SlabSpec } from './types.js';
 import { effectiveWindow, type WindowSpec } from './window.js';
 
 export type { RowPlacement } from './types.js';
@@ -175,7 +175,37 @@ export function renderOblique(
   w: WindowSpec,
   out: Uint8Array,
   rows: RowPlacement = { stride: layout.width, offset: 0 },
+  slab?: SlabSpec,
 ): void {
   const window = effectiveWindow(v.pixelFormat, w);
-  reslice({ grid: v }, obliquePlane(layout), samplingOf(v), { kind: 'window', out, window, stride: rows.stride, offset: rows.offset });
+  reslice(
+    { grid: v },
+    obliquePlane(layout),
+    samplingOf(v),
+    { kind: 'window', out, window, stride: rows.stride, offset: rows.offset },
+    slab && obliqueSlab(v, layout, slab),
+  );
+}
+
+/**
+ * The samples of an oblique slab: along the plane's normal, one pixel size s apart, from -r to r
+ * with r = floor(thickness / 2 / s + 1e-9) (the samples within thickness / 2 of the plane, ends
+ * included), each interpolated as the plane's pixels are (edge voxels extended beyond the volume).
+ */
+export function obliqueSlab(v: Pick<Volume, 'voxelSize'>, layout: ObliqueLayout, slab: SlabSpec): Slab {
+  const sv = v.voxelSize;
+  const s = layout.pixelSize;
+  // The plane's two steps in mm, and their cross product: the normal.
+  const rotated = [0, 1, 2].map((d) => layout.rotatedStep[d] * sv[d]);
+  const fixed = [0, 0, 0];
+  fixed[layout.fixedAxis] = layout.fixedStep * sv[layout.fixedAxis];
+  const normal = [
+    rotated[1] * fixed[2] - rotated[2] * fixed[1],
+    rotated[2] * fixed[0] - rotated[0] * fixed[2],
+    rotated[0] * fixed[1] - rotated[1] * fixed[0],
+  ];
+  const length = Math.hypot(normal[0], normal[1], normal[2]);
+  const step: [number, number, number] = [0, 1, 2].map((d) => ((normal[d] / length) * s) / sv[d]) as [number, number, number];
+  const r = Math.floor(slab.thickness / 2 / s + 1e-9);
+  return { step, from: -r, to: r, projection: slab.projection };
 }

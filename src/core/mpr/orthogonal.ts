@@ -7,13 +7,13 @@
  * windowed straight from it; sagittal rows are strided and are gathered first.
  */
 import { badParameter } from '../errors.js';
-import { type Projection, reslice, type Slab } from '../reslice/reslice.js';
+import { reslice, type Slab } from '../reslice/reslice.js';
 import type { ReslicePlane } from '../reslice/types.js';
 import type { Volume, VoxelArray, VoxelGrid } from '../volume/volume.js';
-import type { Orientation, RowPlacement } from './types.js';
+import type { Orientation, RowPlacement, SlabSpec } from './types.js';
 import { effectiveWindow, type WindowSpec } from './window.js';
 
-export { ORIENTATIONS, type Orientation } from './types.js';
+export { ORIENTATIONS, type Orientation, type SlabSpec } from './types.js';
 
 export interface PlaneLayout {
   width: number;
@@ -89,12 +89,6 @@ export function renderOrthogonal(
     { kind: 'window', out, window: w, stride: rows?.stride, offset: rows?.offset },
     slab && orthogonalSlab(v, mode, target, slab),
   );
-}
-
-/** A slab as a request gives it: its thickness in mm and how its samples are combined. */
-export interface SlabSpec {
-  thickness: number;
-  projection: Projection;
 }
 
 /** The volume axis along the normal of each orientation's planes. */

@@ -8,3 +8,9 @@ export interface RowPlacement {
   stride: number;
   offset: number;
 }
+
+/** A slab as a request gives it: its thickness in mm and how its samples are combined (see reslice.ts's Slab). */
+export interface SlabSpec {
+  thickness: number;
+  projection: 'mip' | 'minip' | 'average';
+}

@@ -25,6 +25,7 @@
  */
 import { checkWindow, formulaLines, tableLines, windowTable } from '../mpr/window.js';
 import type { Vec3 } from '../geometry/vec3.js';
+import type { SlabSpec } from '../mpr/types.js';
 import { PixelFormat, type VoxelGrid } from '../volume/volume.js';
 import { samplerFor } from './samplers.js';
 import type { ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows } from './types.js';
@@ -32,7 +33,7 @@ import type { ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, Sample
 export type { Edges, Interpolation, Placement, ReslicePlane, ResliceOptions, ResliceOutput, ResliceSource, SampledRows, Sampler } from './types.js';
 
 /** How a slab's samples are combined into one value a pixel. */
-export type Projection = 'mip' | 'minip' | 'average';
+export type Projection = SlabSpec['projection'];
 export const PROJECTIONS: readonly Projection[] = ['mip', 'minip', 'average'];
 
 /**
