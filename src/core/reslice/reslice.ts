@@ -64,6 +64,9 @@ export function reslice(source: ResliceSource, plane: ReslicePlane, options: Res
   }
 }
 
+/** Rows combined at a time in a slab. */
+const SLAB_ROWS = 16;
+
 /** The slab's planes sampled block by block, combined (the compositing step), then given to the output stage. */
 function resliceSlab(source: ResliceSource, plane: ReslicePlane, options: ResliceOptions, output: ResliceOutput, slab: Slab): void {
   // Samplers that hand their samples on (no windowing as they sample, no sampling in place).
@@ -73,8 +76,9 @@ function resliceSlab(source: ResliceSource, plane: ReslicePlane, options: Reslic
     const origin: Vec3 = [plane.origin[0] + k * slab.step[0], plane.origin[1] + k * slab.step[1], plane.origin[2] + k * slab.step[2]];
     samplers.push(samplerFor(source, { ...plane, origin }, options, handOn));
   }
-  // The planes have one shape, so one kind of sampler and one block size.
-  const block = samplers[0].block;
+  // The planes have one shape, so one kind of sampler and one block size; at most SLAB_ROWS rows
+  // a block, so that the combined block stays in cache while every plane is added to it.
+  const block = Math.min(samplers[0].block, SLAB_ROWS);
   const { width } = plane;
   const acc = new Float64Array(block * width);
   const n = samplers.length;
@@ -99,9 +103,54 @@ function resliceSlab(source: ResliceSource, plane: ReslicePlane, options: Reslic
   }
 }
 
-/** acc[r * width + i] combined with sample i of row r (the first plane's samples copied). */
+/**
+ * acc[r * width + i] combined with sample i of row r (the first plane's samples copied). Samples
+ * as doubles (interpolated) and as voxels (in place, or gathered) go to copies of one loop, so
+ * that each copy reads one kind of array.
+ */
 function combine(acc: Float64Array, rows: SampledRows, width: number, count: number, first: boolean, projection: Projection): void {
-  const { values, start, stride } = rows;
+  if (rows.values instanceof Float64Array) combineDoubles(acc, rows.values, rows.start, rows.stride, width, count, first, projection);
+  else combineVoxels(acc, rows.values, rows.start, rows.stride, width, count, first, projection);
+}
+
+function combineDoubles(
+  acc: Float64Array,
+  values: Float64Array,
+  start: number,
+  stride: number,
+  width: number,
+  count: number,
+  first: boolean,
+  projection: Projection,
+): void {
+  for (let r = 0; r < count; r++) {
+    const s = start + r * stride;
+    const o = r * width;
+    if (first) for (let i = 0; i < width; i++) acc[o + i] = values[s + i];
+    else if (projection === 'mip') {
+      for (let i = 0; i < width; i++) {
+        const v = values[s + i];
+        if (v > acc[o + i]) acc[o + i] = v;
+      }
+    } else if (projection === 'minip') {
+      for (let i = 0; i < width; i++) {
+        const v = values[s + i];
+        if (v < acc[o + i]) acc[o + i] = v;
+      }
+    } else for (let i = 0; i < width; i++) acc[o + i] += values[s + i];
+  }
+}
+
+function combineVoxels(
+  acc: Float64Array,
+  values: Exclude<SampledRows['values'], Float64Array>,
+  start: number,
+  stride: number,
+  width: number,
+  count: number,
+  first: boolean,
+  projection: Projection,
+): void {
   for (let r = 0; r < count; r++) {
     const s = start + r * stride;
     const o = r * width;

@@ -96,9 +96,11 @@ function alignedSampler(grid: VoxelGrid, plane: ReslicePlane, output: ResliceOut
   return {
     kind: 'aligned',
     block: height,
-    sample: () => {
-      gather(d, values, base, width, height, step, rowStep);
-      return { values, raw: true, start: 0, stride: width, spans: null };
+    // Rows j0 .. j0 + count - 1 gathered to their place in `values` (the whole plane in one call
+    // when sampled alone; a slab asks for fewer rows at a time).
+    sample: (j0, count) => {
+      gather(d, values.subarray(j0 * width, (j0 + count) * width) as VoxelArray, base + j0 * rowStep, width, count, step, rowStep);
+      return { values, raw: true, start: j0 * width, stride: width, spans: null };
     },
   };
 }
