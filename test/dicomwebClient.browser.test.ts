@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateSync } from 'node:zlib';
+import { decode as decodePng } from 'fast-png';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
@@ -93,34 +93,11 @@ function startPageServer(root: string): Promise<{ server: HttpServer; base: stri
 const first = (d: Json, t: string): unknown => d[t]?.Value?.[0];
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 
-/** The image of an 8-bit grey PNG (filters None and Up, as the server writes). */
+/** The image of an 8-bit grey PNG, decoded by fast-png. */
 function pngGrey(png: Buffer): { width: number; height: number; pixels: number[] } {
-  expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
-  let o = 8;
-  let width = 0;
-  let height = 0;
-  const idat: Buffer[] = [];
-  while (o < png.length) {
-    const len = png.readUInt32BE(o);
-    const type = png.toString('latin1', o + 4, o + 8);
-    const data = png.subarray(o + 8, o + 8 + len);
-    if (type === 'IHDR') {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      expect([data[8], data[9]]).toEqual([8, 0]);
-    } else if (type === 'IDAT') idat.push(data);
-    o += 12 + len;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const pixels: number[] = [];
-  for (let y = 0; y < height; y++) {
-    const f = raw[y * (width + 1)];
-    for (let x = 0; x < width; x++) {
-      const v = raw[y * (width + 1) + 1 + x];
-      pixels.push(f === 2 && y > 0 ? (v + pixels[(y - 1) * width + x]) & 255 : v);
-    }
-  }
-  return { width, height, pixels };
+  const img = decodePng(png);
+  expect([img.depth, img.channels]).toEqual([8, 1]);
+  return { width: img.width, height: img.height, pixels: Array.from(img.data) };
 }
 
 suite('dicomweb-client in Chromium reads circus-rs', { timeout: 120_000 }, () => {

@@ -103,54 +103,9 @@ function resliceSlab(source: ResliceSource, plane: ReslicePlane, options: Reslic
   }
 }
 
-/**
- * acc[r * width + i] combined with sample i of row r (the first plane's samples copied). Samples
- * as doubles (interpolated) and as voxels (in place, or gathered) go to copies of one loop, so
- * that each copy reads one kind of array.
- */
+/** acc[r * width + i] combined with sample i of row r (the first plane's samples copied). */
 function combine(acc: Float64Array, rows: SampledRows, width: number, count: number, first: boolean, projection: Projection): void {
-  if (rows.values instanceof Float64Array) combineDoubles(acc, rows.values, rows.start, rows.stride, width, count, first, projection);
-  else combineVoxels(acc, rows.values, rows.start, rows.stride, width, count, first, projection);
-}
-
-function combineDoubles(
-  acc: Float64Array,
-  values: Float64Array,
-  start: number,
-  stride: number,
-  width: number,
-  count: number,
-  first: boolean,
-  projection: Projection,
-): void {
-  for (let r = 0; r < count; r++) {
-    const s = start + r * stride;
-    const o = r * width;
-    if (first) for (let i = 0; i < width; i++) acc[o + i] = values[s + i];
-    else if (projection === 'mip') {
-      for (let i = 0; i < width; i++) {
-        const v = values[s + i];
-        if (v > acc[o + i]) acc[o + i] = v;
-      }
-    } else if (projection === 'minip') {
-      for (let i = 0; i < width; i++) {
-        const v = values[s + i];
-        if (v < acc[o + i]) acc[o + i] = v;
-      }
-    } else for (let i = 0; i < width; i++) acc[o + i] += values[s + i];
-  }
-}
-
-function combineVoxels(
-  acc: Float64Array,
-  values: Exclude<SampledRows['values'], Float64Array>,
-  start: number,
-  stride: number,
-  width: number,
-  count: number,
-  first: boolean,
-  projection: Projection,
-): void {
+  const { values, start, stride } = rows;
   for (let r = 0; r < count; r++) {
     const s = start + r * stride;
     const o = r * width;
