@@ -15,8 +15,9 @@
  * The DCT is the float transform of A.3.3, separable (rows, then columns), each 8-point pass the
  * Arai-Agui-Nakajima factorization, whose output scale is divided out with the quantizer;
  * quantized values are rounded to nearest. Blocks inside the image are transformed from the
- * sample plane in place, the level shift folded into the transform, and each is quantized and
- * Huffman-coded in one pass in zig-zag order. The buffers of a block are allocated once per image.
+ * sample plane in place, the level shift folded into the transform. The coder of a block goes
+ * from one non-zero coefficient to the next by a bit mask, and writes bits without branches,
+ * stuffing bytes after the scan. The buffers of a block are allocated once per image.
  */
 
 export type JpegSubsampling = '4:2:0' | '4:4:4';
@@ -153,20 +154,10 @@ interface Component {
   pred: number;
 }
 
-/**
- * A growable byte buffer with a bit writer that stuffs a zero byte after every 0xFF of
- * entropy-coded data (F.1.2.3).
- *
- * The bit writer keeps up to 15 pending bits in `acc` (the low `n` bits; anything above them is
- * stale and never read), takes at most 16 bits a call, and writes two bytes whenever 16 or more
- * are pending, so a call costs one shift, one or, and one test in most cases. The entropy coder
- * calls `reserve` once a block instead of checking room for every byte.
- */
+/** A growable byte buffer for the marker segments, and the entropy-coded data at the end. */
 class JpegWriter {
   buf: Buffer;
   at = 0;
-  private acc = 0;
-  private n = 0;
 
   constructor(size: number) {
     this.buf = Buffer.allocUnsafe(size);
@@ -196,46 +187,77 @@ class JpegWriter {
     for (let i = 0; i < list.length; i++) this.buf[this.at++] = list[i];
   }
 
-  /**
-   * The `len` (at most 16) bits of `code`, most significant first; `code` must have no bits above
-   * them. Room for the bytes must have been reserved (two bytes, four with stuffing, a call).
-   */
-  put(code: number, len: number): void {
-    let n = this.n + len;
-    const acc = (this.acc << len) | code;
-    if (n >= 16) {
-      // Fewer than 32 bits are pending, all of them still in `acc`.
-      const buf = this.buf;
-      let at = this.at;
-      n -= 8;
-      let b = (acc >>> n) & 255;
-      buf[at++] = b;
-      if (b === 0xff) buf[at++] = 0;
-      n -= 8;
-      b = (acc >>> n) & 255;
-      buf[at++] = b;
-      if (b === 0xff) buf[at++] = 0;
-      this.at = at;
-    }
-    this.acc = acc;
-    this.n = n;
-  }
-
-  /** Writes the pending bits, the last byte padded with one bits (F.1.2.3). */
-  flushBits(): void {
-    this.reserve(4);
-    // One bits up to a byte boundary, then the whole bytes still pending (none or one).
-    const pad = (8 - (this.n & 7)) & 7;
-    if (pad > 0) this.put((1 << pad) - 1, pad);
-    while (this.n > 0) {
-      this.n -= 8;
-      const b = (this.acc >>> this.n) & 255;
-      this.buf[this.at++] = b;
-      if (b === 0xff) this.buf[this.at++] = 0;
+  /** Entropy-coded bytes, a zero byte stuffed after every 0xFF (F.1.2.3). */
+  stuffed(data: Uint8Array): void {
+    let from = 0;
+    for (;;) {
+      // 0xFF is rare in coded data: copy the runs between them whole.
+      const ff = data.indexOf(0xff, from);
+      const end = ff < 0 ? data.length : ff + 1;
+      this.reserve(end - from + 1);
+      this.buf.set(data.subarray(from, end), this.at);
+      this.at += end - from;
+      if (ff < 0) return;
+      this.buf[this.at++] = 0;
+      from = end;
     }
   }
 
   result(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/**
+ * The bits of the entropy-coded segment, most significant first, in a growable byte buffer,
+ * without byte stuffing (JpegWriter.stuffed adds it once the scan is done).
+ *
+ * Fewer than 8 bits are pending between writes: the low `n` bits of `acc` (any above them are
+ * stale and never read). A write of up to 24 bits shifts them in, stores the top three bytes of
+ * what is pending unconditionally, and then keeps only the whole ones: `at` moves by n / 8, and a
+ * byte stored past it is written again, complete, by a later write. That has no branches, which
+ * matters because whether a write fills a byte is as unpredictable as the data.
+ */
+class BitWriter {
+  buf: Uint8Array;
+  at = 0;
+  acc = 0;
+  n = 0;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** Room for `n` more bytes. */
+  reserve(n: number): void {
+    if (this.at + n + 3 <= this.buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.at + n + 3));
+    bigger.set(this.buf.subarray(0, this.at));
+    this.buf = bigger;
+  }
+
+  /**
+   * The `len` (at most 24) bits of `code`, which must have no bits above them. Room for them must
+   * have been reserved (encodeBlock reserves for a block at a time).
+   */
+  put(code: number, len: number): void {
+    const acc = (this.acc << len) | code;
+    const n = this.n + len;
+    const buf = this.buf;
+    const at = this.at;
+    // Byte stores keep the low 8 bits; shift counts below zero only make a stale byte.
+    buf[at] = acc >>> (n - 8);
+    buf[at + 1] = acc >>> (n - 16);
+    buf[at + 2] = acc >>> (n - 24);
+    this.at = at + (n >> 3);
+    this.n = n & 7;
+    this.acc = acc;
+  }
+
+  /** The bytes written, the last one padded with one bits (F.1.2.3). */
+  finish(): Uint8Array {
+    this.reserve(1);
+    if (this.n > 0) this.put((1 << (8 - this.n)) - 1, 8 - this.n);
     return this.buf.subarray(0, this.at);
   }
 }
@@ -391,6 +413,8 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
   // Scratch of every block: the DCT's output, and the samples of blocks that cross an edge.
   const block = new Float64Array(64);
   const edge = new Uint8Array(64);
+  const coef = new Int32Array(64);
+  const bits = new BitWriter(Math.max(4096, (width * height * channels) >> 1));
   for (let my = 0; my < mcuRows; my++) {
     for (let mx = 0; mx < mcuCols; mx++) {
       for (const c of components) {
@@ -404,13 +428,13 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
               edgeBlock(c, x0, y0, edge);
               forwardDct(edge, 0, 8, block);
             }
-            encodeBlock(out, c, block);
+            encodeBlock(bits, c, block, coef);
           }
         }
       }
     }
   }
-  out.flushBits();
+  out.stuffed(bits.finish());
   out.word(0xffd9);
   return out.result();
 }
@@ -550,37 +574,71 @@ function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Arr
   }
 }
 
+/**
+ * x rounded to the nearest integer, halves up (as Math.round), as a 32-bit integer: truncation of
+ * a positive number is its floor, and every quantized coefficient is far above -16384 (a DCT
+ * coefficient of level-shifted 8-bit samples is at most a quarter of 64 products of at most 128
+ * in magnitude, 2048, and quantizers are at least 1). Math.round itself gives a double (-0 for
+ * small negatives), which keeps the integer work after it off V8's integer paths.
+ */
+const roundInt = (x: number): number => ((x + 16384.5) | 0) - 16384;
+
 /** The size category (SSSS) of a value: the number of bits of its magnitude. */
 const category = (v: number): number => 32 - Math.clz32(v < 0 ? -v : v);
 
 /**
  * Quantizes one block of DCT output (natural order, scaled as forwardDct leaves it) and
- * Huffman-codes it in zig-zag order (F.1.2.1, F.1.2.2), in one pass: zero coefficients only
- * count the run, and the end of block is coded when a run is left at the end.
+ * Huffman-codes it in zig-zag order (F.1.2.1, F.1.2.2).
+ *
+ * Quantization goes into `coef` in zig-zag order, and also sets a bit for each non-zero AC
+ * coefficient, k = 1..31 in `lo` and 32..63 in `hi`, the highest bit first; the coder then goes
+ * from one non-zero coefficient to the next by counting leading zeros, the run of zeros between
+ * them their distance, instead of testing every coefficient (a branch the data decides).
  */
-function encodeBlock(out: JpegWriter, c: Component, block: Float64Array): void {
-  // The most a block can take: a DC and 63 AC codes of at most 16 + 11 bits, every byte stuffed.
-  out.reserve(440);
+function encodeBlock(out: BitWriter, c: Component, block: Float64Array, coef: Int32Array): void {
   const recip = c.recip;
-  const dc = Math.round(block[0] * recip[0]);
+  let lo = 0;
+  for (let k = 1; k < 32; k++) {
+    const v = roundInt(block[ZIGZAG_TABLE[k]] * recip[k]);
+    coef[k] = v;
+    // (v | -v) has its sign bit set when v is not 0.
+    lo |= ((v | -v) >>> 31) << (31 - k);
+  }
+  let hi = 0;
+  for (let k = 32; k < 64; k++) {
+    const v = roundInt(block[ZIGZAG_TABLE[k]] * recip[k]);
+    coef[k] = v;
+    hi |= ((v | -v) >>> 31) << (63 - k);
+  }
+
+  // The most a block can take: a DC and 63 AC codes of at most 16 + 11 bits.
+  out.reserve(220);
+  const dc = roundInt(block[0] * recip[0]);
   const diff = dc - c.pred;
   c.pred = dc;
   const dcSize = category(diff);
-  // The code, then the value in `size` bits, negative ones as v - 1 (their low bits).
-  out.put(c.dc.code[dcSize], c.dc.length[dcSize]);
-  if (dcSize > 0) out.put((diff < 0 ? diff - 1 : diff) & ((1 << dcSize) - 1), dcSize);
+  // The code, then the value in `size` bits, negative ones as v - 1 (their low bits); both fit
+  // the writer's 24 bits (codes of at most 11 bits, values of at most 11).
+  out.put((c.dc.code[dcSize] << dcSize) | ((diff < 0 ? diff - 1 : diff) & ((1 << dcSize) - 1)), c.dc.length[dcSize] + dcSize);
+
   const { code, length } = c.ac;
-  let run = 0;
-  for (let k = 1; k < 64; k++) {
-    let v = Math.round(block[ZIGZAG_TABLE[k]] * recip[k]);
-    if (v === 0) {
-      run++;
-      continue;
+  let prev = 0;
+  while (lo !== 0 || hi !== 0) {
+    let k: number;
+    if (lo !== 0) {
+      k = Math.clz32(lo);
+      lo ^= 0x80000000 >>> k;
+    } else {
+      k = 32 + Math.clz32(hi);
+      hi ^= 0x80000000 >>> (k - 32);
     }
+    let run = k - prev - 1;
+    prev = k;
     while (run > 15) {
       out.put(code[0xf0], length[0xf0]); // ZRL: sixteen zeros
       run -= 16;
     }
+    let v = coef[k];
     // AC coefficients have at most 10 bits in baseline; only quality 100 comes near.
     if (v > 1023) v = 1023;
     else if (v < -1023) v = -1023;
@@ -588,13 +646,12 @@ function encodeBlock(out: JpegWriter, c: Component, block: Float64Array): void {
     const symbol = (run << 4) | size;
     const len = length[symbol];
     const bits = (v < 0 ? v - 1 : v) & ((1 << size) - 1);
-    // Code and value in one write when they fit the writer's 16 bits.
-    if (len + size <= 16) out.put((code[symbol] << size) | bits, len + size);
+    // Code and value in one write when they fit the writer's 24 bits (all but the longest codes).
+    if (len + size <= 24) out.put((code[symbol] << size) | bits, len + size);
     else {
       out.put(code[symbol], len);
       out.put(bits, size);
     }
-    run = 0;
   }
-  if (run > 0) out.put(code[0], length[0]); // EOB: the rest are zeros
+  if (prev < 63) out.put(code[0], length[0]); // EOB: the rest are zeros
 }
