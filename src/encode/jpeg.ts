@@ -146,7 +146,7 @@ interface Component {
   h: number;
   v: number;
   quantId: number;
-  /** The quantizer reciprocals with the DCT's output scale folded in, in zig-zag order (see quantReciprocals). */
+  /** The quantizer reciprocals with the DCT's output scale folded in, in natural order (see quantReciprocals). */
   recip: Float64Array;
   dc: HuffmanCodes;
   ac: HuffmanCodes;
@@ -410,7 +410,7 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
   const hMax = subsample ? 2 : 1;
   const mcuCols = Math.ceil(width / (8 * hMax));
   const mcuRows = Math.ceil(height / (8 * hMax));
-  // Scratch of every block: the DCT's output, and the samples of blocks that cross an edge.
+  // Scratch of every block: the DCT's row pass, its quantized output, and the samples of blocks that cross an edge.
   const block = new Float64Array(64);
   const edge = new Uint8Array(64);
   const coef = new Int32Array(64);
@@ -423,12 +423,12 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
             const x0 = (mx * c.h + bx) * 8;
             const y0 = (my * c.v + by) * 8;
             // Inner blocks are read from the plane in place; the others through a padded copy.
-            if (x0 + 8 <= c.width && y0 + 8 <= c.height) forwardDct(c.plane, y0 * c.width + x0, c.width, block);
+            if (x0 + 8 <= c.width && y0 + 8 <= c.height) forwardDct(c.plane, y0 * c.width + x0, c.width, block, c.recip, coef);
             else {
               edgeBlock(c, x0, y0, edge);
-              forwardDct(edge, 0, 8, block);
+              forwardDct(edge, 0, 8, block, c.recip, coef);
             }
-            encodeBlock(bits, c, block, coef);
+            encodeBlock(bits, c, coef);
           }
         }
       }
@@ -439,7 +439,12 @@ export function encodeJpeg(pixels: Uint8Array, width: number, height: number, ch
   return out.result();
 }
 
-const ZIGZAG_TABLE = Int32Array.from(ZIGZAG);
+/** The inverse of ZIGZAG: the place in zig-zag order of each natural index. */
+const ZIGZAG_PLACE = (() => {
+  const out = new Int32Array(64);
+  for (let k = 0; k < 64; k++) out[ZIGZAG[k]] = k;
+  return out;
+})();
 
 /** The 8 x 8 samples of `c` from (x0, y0), the last column and row repeated past the edges. */
 function edgeBlock(c: Component, x0: number, y0: number, edge: Uint8Array): void {
@@ -458,7 +463,8 @@ function edgeBlock(c: Component, x0: number, y0: number, edge: Uint8Array): void
  * a constant: it gives y(u) = 2 sqrt(2) s(u) F(u), F being the 1-D DCT of A.3.3
  * (F(u) = C(u) / 2 sum x(n) cos((2n + 1) u pi / 16)), s(0) = 1 and s(u) = sqrt(2) cos(u pi / 16).
  * Rows then columns give 8 s(u) s(v) F(u, v); that scale is divided out with the quantizer, in
- * quantReciprocals, for no extra work a coefficient.
+ * quantReciprocals, for no extra work a coefficient, as each output of the columns pass is
+ * quantized.
  *
  * One pass, from the symmetry cos((2(7 - n) + 1) u pi / 16) = (-1)^u cos((2n + 1) u pi / 16):
  * - even outputs are a 4-point DCT of the sums x(n) + x(7 - n), itself split into sums and
@@ -479,25 +485,20 @@ const A6 = Math.SQRT2 * Math.cos(Math.PI / 8);
 const AAN_SCALE = Float64Array.from({ length: 8 }, (_, u) => (u === 0 ? 1 : Math.SQRT2 * Math.cos((u * Math.PI) / 16)));
 
 /**
- * 1 / (q * 8 s(u) s(v)) for each coefficient of a quantization table, in zig-zag order: the
+ * 1 / (q * 8 s(u) s(v)) for each coefficient of a quantization table (natural order): the
  * quantized coefficient is then round(DCT output * this), the DCT's scale divided out with the
  * quantizer in one multiplication.
  */
 function quantReciprocals(quant: Uint8Array): Float64Array {
-  const out = new Float64Array(64);
-  for (let k = 0; k < 64; k++) {
-    const z = ZIGZAG[k];
-    out[k] = 1 / (quant[z] * 8 * AAN_SCALE[z >> 3] * AAN_SCALE[z & 7]);
-  }
-  return out;
+  return Float64Array.from(quant, (q, i) => 1 / (q * 8 * AAN_SCALE[i >> 3] * AAN_SCALE[i & 7]));
 }
 
 /**
- * The scaled 2-D DCT (see above) of the 8 x 8 samples at src[at], rows `stride` apart, into
- * `out` in natural order (row = vertical frequency). The level shift (minus 128) is folded into
- * the row pass: it only changes each row's DC output, by 8 * 128.
+ * The scaled 2-D DCT (see above) of the 8 x 8 samples at src[at], rows `stride` apart, quantized
+ * by `recip` (quantReciprocals) into `coef` in zig-zag order; `out` holds the row pass. The level
+ * shift (minus 128) is folded into the row pass: it only changes each row's DC output, by 8 * 128.
  */
-function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Array): void {
+function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Array, recip: Float64Array, coef: Int32Array): void {
   for (let y = 0; y < 64; y += 8, at += stride) {
     const d07 = src[at] - src[at + 7];
     const d16 = src[at + 1] - src[at + 6];
@@ -553,11 +554,11 @@ function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Arr
     const e1 = s16 + s25;
     const e2 = s16 - s25;
     const e3 = s07 - s34;
-    out[u] = e0 + e1;
-    out[u + 32] = e0 - e1;
+    coef[ZIGZAG_PLACE[u]] = roundInt((e0 + e1) * recip[u]);
+    coef[ZIGZAG_PLACE[u + 32]] = roundInt((e0 - e1) * recip[u + 32]);
     const r = (e2 + e3) * A4;
-    out[u + 16] = e3 + r;
-    out[u + 48] = e3 - r;
+    coef[ZIGZAG_PLACE[u + 16]] = roundInt((e3 + r) * recip[u + 16]);
+    coef[ZIGZAG_PLACE[u + 48]] = roundInt((e3 - r) * recip[u + 48]);
     const o0 = d34 + d25;
     const o1 = d25 + d16;
     const o2 = d16 + d07;
@@ -567,10 +568,10 @@ function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Arr
     const z3 = o1 * A4;
     const z11 = d07 + z3;
     const z13 = d07 - z3;
-    out[u + 40] = z13 + z2;
-    out[u + 24] = z13 - z2;
-    out[u + 8] = z11 + z4;
-    out[u + 56] = z11 - z4;
+    coef[ZIGZAG_PLACE[u + 40]] = roundInt((z13 + z2) * recip[u + 40]);
+    coef[ZIGZAG_PLACE[u + 24]] = roundInt((z13 - z2) * recip[u + 24]);
+    coef[ZIGZAG_PLACE[u + 8]] = roundInt((z11 + z4) * recip[u + 8]);
+    coef[ZIGZAG_PLACE[u + 56]] = roundInt((z11 - z4) * recip[u + 56]);
   }
 }
 
@@ -587,33 +588,29 @@ const roundInt = (x: number): number => ((x + 16384.5) | 0) - 16384;
 const category = (v: number): number => 32 - Math.clz32(v < 0 ? -v : v);
 
 /**
- * Quantizes one block of DCT output (natural order, scaled as forwardDct leaves it) and
- * Huffman-codes it in zig-zag order (F.1.2.1, F.1.2.2).
+ * Huffman-codes one block of quantized coefficients in zig-zag order (F.1.2.1, F.1.2.2).
  *
- * Quantization goes into `coef` in zig-zag order, and also sets a bit for each non-zero AC
- * coefficient, k = 1..31 in `lo` and 32..63 in `hi`, the highest bit first; the coder then goes
- * from one non-zero coefficient to the next by counting leading zeros, the run of zeros between
- * them their distance, instead of testing every coefficient (a branch the data decides).
+ * First a bit is set for each non-zero AC coefficient, k = 1..31 in `lo` and 32..63 in `hi`, the
+ * highest bit first; the coder then goes from one non-zero coefficient to the next by counting
+ * leading zeros, the run of zeros between them their distance, instead of testing every
+ * coefficient (a branch the data decides).
  */
-function encodeBlock(out: BitWriter, c: Component, block: Float64Array, coef: Int32Array): void {
-  const recip = c.recip;
+function encodeBlock(out: BitWriter, c: Component, coef: Int32Array): void {
   let lo = 0;
   for (let k = 1; k < 32; k++) {
-    const v = roundInt(block[ZIGZAG_TABLE[k]] * recip[k]);
-    coef[k] = v;
     // (v | -v) has its sign bit set when v is not 0.
+    const v = coef[k];
     lo |= ((v | -v) >>> 31) << (31 - k);
   }
   let hi = 0;
   for (let k = 32; k < 64; k++) {
-    const v = roundInt(block[ZIGZAG_TABLE[k]] * recip[k]);
-    coef[k] = v;
+    const v = coef[k];
     hi |= ((v | -v) >>> 31) << (63 - k);
   }
 
   // The most a block can take: a DC and 63 AC codes of at most 16 + 11 bits.
   out.reserve(220);
-  const dc = roundInt(block[0] * recip[0]);
+  const dc = coef[0];
   const diff = dc - c.pred;
   c.pred = dc;
   const dcSize = category(diff);
@@ -625,12 +622,14 @@ function encodeBlock(out: BitWriter, c: Component, block: Float64Array, coef: In
   let prev = 0;
   while (lo !== 0 || hi !== 0) {
     let k: number;
+    // The bit of k is cleared with a shift of a signed one, which keeps the masks 32-bit integers.
     if (lo !== 0) {
       k = Math.clz32(lo);
-      lo ^= 0x80000000 >>> k;
+      lo ^= 1 << (31 - k);
     } else {
-      k = 32 + Math.clz32(hi);
-      hi ^= 0x80000000 >>> (k - 32);
+      const z = Math.clz32(hi);
+      hi ^= 1 << (31 - z);
+      k = 32 + z;
     }
     let run = k - prev - 1;
     prev = k;
@@ -642,10 +641,12 @@ function encodeBlock(out: BitWriter, c: Component, block: Float64Array, coef: In
     // AC coefficients have at most 10 bits in baseline; only quality 100 comes near.
     if (v > 1023) v = 1023;
     else if (v < -1023) v = -1023;
-    const size = category(v);
+    // The magnitude and the value's bits (v - 1 when negative) from the sign mask, without branches.
+    const sign = v >> 31;
+    const size = 32 - Math.clz32((v ^ sign) - sign);
     const symbol = (run << 4) | size;
     const len = length[symbol];
-    const bits = (v < 0 ? v - 1 : v) & ((1 << size) - 1);
+    const bits = (v + sign) & ((1 << size) - 1);
     // Code and value in one write when they fit the writer's 24 bits (all but the longest codes).
     if (len + size <= 24) out.put((code[symbol] << size) | bits, len + size);
     else {
