@@ -500,14 +500,22 @@ function quantReciprocals(quant: Uint8Array): Float64Array {
  */
 function forwardDct(src: Uint8Array, at: number, stride: number, out: Float64Array, recip: Float64Array, coef: Int32Array): void {
   for (let y = 0; y < 64; y += 8, at += stride) {
-    const d07 = src[at] - src[at + 7];
-    const d16 = src[at + 1] - src[at + 6];
-    const d25 = src[at + 2] - src[at + 5];
-    const d34 = src[at + 3] - src[at + 4];
-    const s07 = src[at] + src[at + 7];
-    const s16 = src[at + 1] + src[at + 6];
-    const s25 = src[at + 2] + src[at + 5];
-    const s34 = src[at + 3] + src[at + 4];
+    const x0 = src[at];
+    const x1 = src[at + 1];
+    const x2 = src[at + 2];
+    const x3 = src[at + 3];
+    const x4 = src[at + 4];
+    const x5 = src[at + 5];
+    const x6 = src[at + 6];
+    const x7 = src[at + 7];
+    const d07 = x0 - x7;
+    const d16 = x1 - x6;
+    const d25 = x2 - x5;
+    const d34 = x3 - x4;
+    const s07 = x0 + x7;
+    const s16 = x1 + x6;
+    const s25 = x2 + x5;
+    const s34 = x3 + x4;
     // Even half.
     const e0 = s07 + s34;
     const e1 = s16 + s25;
