@@ -354,4 +354,17 @@ describe.skipIf(!runDjpeg)('compared with cjpeg (libjpeg-turbo-progs)', () => {
       }
     }
   });
+
+  it('codes long runs of zero coefficients (ZRL) as libjpeg-turbo does: a checkerboard on a ramp at low qualities', () => {
+    // At qualities 10 and 30 little but the highest frequency is left of each block: runs of more than 16 zeros before it.
+    const px = image(64, 40, 1, (x, y) => ((x + y) & 1 ? 40 : -40) + 60 + 2 * x);
+    for (const quality of [10, 30, 90]) {
+      const mine = encodeJpeg(px, 64, 40, 1, quality);
+      const theirs = cjpeg(px, 64, 40, 1, quality, '1x1');
+      const mineDecoded = djpeg(mine).pixels;
+      expect(psnr(turbo(mine).pixels, mineDecoded), `quality ${quality}`).toBeGreaterThan(50);
+      expect(Math.abs(psnr(mineDecoded, px) - psnr(djpeg(theirs).pixels, px)), `quality ${quality}`).toBeLessThan(0.5);
+      expect(Math.abs(mine.length - theirs.length), `quality ${quality}`).toBeLessThan(theirs.length * 0.05 + 64);
+    }
+  });
 });
