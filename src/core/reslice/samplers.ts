@@ -34,6 +34,22 @@ const nearestIndex = (x: number, n: number): number => Math.floor(clamp(x, n - 1
 type VoxelArrayConstructor = new (length: number) => VoxelArray;
 const voxelArrayOf = (grid: VoxelGrid, length: number): VoxelArray => new (grid.data.constructor as VoxelArrayConstructor)(length);
 
+/**
+ * The buffer gathered planes go to, one per voxel type, reused from image to image (and by the
+ * planes of a slab, each of which is combined before the next is gathered): a plane's values are
+ * read by the output stage of the same reslice call and never kept.
+ */
+const gathered = new Map<VoxelArrayConstructor, VoxelArray>();
+function gatherBuffer(grid: VoxelGrid, length: number): VoxelArray {
+  const ctor = grid.data.constructor as VoxelArrayConstructor;
+  let buffer = gathered.get(ctor);
+  if (!buffer || buffer.length < length) {
+    buffer = new ctor(length);
+    gathered.set(ctor, buffer);
+  }
+  return buffer.length === length ? buffer : (buffer.subarray(0, length) as VoxelArray);
+}
+
 /** The axis a step moves along when it moves along exactly one by +1, else -1. */
 function unitAxis(step: readonly number[]): number {
   let axis = -1;
@@ -90,7 +106,7 @@ function alignedSampler(grid: VoxelGrid, plane: ReslicePlane, output: ResliceOut
   }
   // Gathered, the whole plane at once, straight into a values output of the volume's type when there is one.
   const inPlace = output.kind === 'values' && output.out.constructor === d.constructor && output.out.length >= width * height;
-  const values = inPlace ? (output.out as VoxelArray) : voxelArrayOf(grid, width * height);
+  const values = inPlace ? (output.out as VoxelArray) : gatherBuffer(grid, width * height);
   const step = stride[a];
   const rowStep = stride[b];
   return {
