@@ -8,7 +8,7 @@ import { type ObliqueLayout, renderOblique } from '../core/mpr/oblique.js';
 import { type Orientation, planeLayout, renderOrthogonal, type SlabSpec } from '../core/mpr/orthogonal.js';
 import type { WindowSpec } from '../core/mpr/window.js';
 import type { Volume, VoxelGrid } from '../core/volume/volume.js';
-import { type FrameImageJob, renderFrameImage } from '../dicomweb/frameImage.js';
+import type { FrameImageJob } from '../dicomweb/frameImage.js';
 import { encodeScanlinesSync, scanlineBuffer } from '../encode/png.js';
 
 /** A slice of a volume in memory. */
@@ -19,8 +19,13 @@ export type VolumeJob =
 /** A slice of a volume, or a frame of an instance (DICOMweb rendered resources, read by the worker). */
 export type RenderJob = VolumeJob | FrameImageJob;
 
-/** Renders any job: a volume's slice as renderPng does, a frame as dicomweb/frameImage.ts does. */
-export const renderImage = (job: RenderJob): Buffer | Promise<Buffer> => (job.kind === 'frame' ? renderFrameImage(job) : renderPng(job));
+/**
+ * Renders any job: a volume's slice as renderPng does, a frame as dicomweb/frameImage.ts does
+ * (loaded on the first frame job: a worker that renders volumes only does not carry the parser,
+ * the codecs and the JPEG encoder).
+ */
+export const renderImage = (job: RenderJob): Buffer | Promise<Buffer> =>
+  job.kind === 'frame' ? import('../dicomweb/frameImage.js').then((m) => m.renderFrameImage(job)) : renderPng(job);
 
 /** The part of a volume rendering reads (not its attributes, windows per slice and so on). */
 export const gridOf = (v: Volume): VoxelGrid => ({ dims: v.dims, voxelSize: v.voxelSize, pixelFormat: v.pixelFormat, data: v.data });
