@@ -70,7 +70,8 @@ async function run(task: DecodeTask): Promise<StoredRange[]> {
 /** An instance rewritten in Explicit VR Little Endian (its bytes moved back, not copied). */
 async function transcode(task: TranscodeTask): Promise<{ result: Uint8Array; transfer: ArrayBuffer[] }> {
   const out = await toExplicitLittle(await inputBytes(task.input), task.maxInflatedBytes);
-  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : Buffer.from(out);
+  // A copy into a buffer of its own: a small Buffer is a slice of the shared pool, which cannot be moved.
+  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
   return { result: own, transfer: [own.buffer as ArrayBuffer] };
 }
 
