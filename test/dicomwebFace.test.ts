@@ -232,7 +232,7 @@ describe('WADO-RS frames', () => {
     expect(got[0].bytes.equals(pixelsOf(3, 6, 4))).toBe(true);
   });
 
-  it('sends RLE frames as stored for transfer-syntax=*, decoded for octet-stream', async () => {
+  it('sends RLE frames as stored for transfer-syntax=* (and image/x-dicom-rle), decoded for octet-stream', async () => {
     const uid = sops(rleFiles)[1];
     const url = `/dicom-web/studies/${RLE}.0/series/${RLE}/instances/${uid}/frames/1`;
     const stored = await server.app.inject({ url, headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
@@ -244,6 +244,15 @@ describe('WADO-RS frames', () => {
     expect(parts(decoded.rawPayload, String(decoded.headers['content-type']))[0].bytes.equals(pixelsOf(1, 5, 3))).toBe(true);
     const jpeg = await server.app.inject({ url, headers: { accept: 'multipart/related; type="image/jpeg"' } });
     expect(jpeg.statusCode).toBe(406);
+    // The name before image/dicom-rle, which dicomweb-client still sends: answered in it, as stored.
+    const legacy = await server.app.inject({ url, headers: { accept: 'multipart/related; type="image/x-dicom-rle"' } });
+    expect(legacy.statusCode).toBe(200);
+    expect(legacy.headers['content-type']).toMatch(
+      /^multipart\/related; type="image\/x-dicom-rle"; transfer-syntax=1\.2\.840\.10008\.1\.2\.5; boundary=/,
+    );
+    const l = parts(legacy.rawPayload, String(legacy.headers['content-type']));
+    expect(l[0].headers['content-type']).toBe('image/x-dicom-rle; transfer-syntax=1.2.840.10008.1.2.5');
+    expect(Buffer.from(l[0].bytes).equals(Buffer.from(rleFrame(written)))).toBe(true);
   });
 
   it('refuses frame lists out of range (404) and malformed (400)', async () => {

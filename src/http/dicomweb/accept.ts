@@ -98,6 +98,8 @@ const IMAGE_MEDIA: Record<string, readonly string[]> = {
   'image/dicom-rle': ['1.2.840.10008.1.2.5'],
 };
 
+const LEGACY_RLE = 'image/x-dicom-rle';
+
 /** The media type compressed frames of a transfer syntax are sent as; undefined for native syntaxes and unknown ones. */
 export function mediaTypeOfSyntax(transferSyntaxUid: string): string | undefined {
   for (const [type, syntaxes] of Object.entries(IMAGE_MEDIA)) if (syntaxes.includes(transferSyntaxUid)) return type;
@@ -127,9 +129,11 @@ export function frameDelivery(ranges: readonly MediaRange[], storedSyntax: strin
       if (ts === undefined || ts === '*' || ts === TransferSyntax.ExplicitLittle) return { kind: 'native' };
       continue;
     }
-    if (!compressed || storedMedia === undefined || !covers(type, storedMedia)) continue;
+    // The name RLE frames had before PS3.18 registered image/dicom-rle (dicomweb-client asks for it): answered in it.
+    const legacy = type === LEGACY_RLE && storedMedia === 'image/dicom-rle';
+    if (!compressed || storedMedia === undefined || (!legacy && !covers(type, storedMedia))) continue;
     ts ??= IMAGE_MEDIA[storedMedia][0];
-    if (ts === '*' || ts === storedSyntax) return { kind: 'stored', mediaType: storedMedia, transferSyntaxUid: storedSyntax };
+    if (ts === '*' || ts === storedSyntax) return { kind: 'stored', mediaType: legacy ? LEGACY_RLE : storedMedia, transferSyntaxUid: storedSyntax };
   }
   return null;
 }
