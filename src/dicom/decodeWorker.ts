@@ -6,13 +6,12 @@
  * It also rewrites whole instances in Explicit VR Little Endian (WADO-RS retrieve), decoding
  * their pixel data, so that neither decoding nor re-encoding runs on the event loop.
  */
-import { readFile } from 'node:fs/promises';
 import type { StoredRange } from '../core/volume/modality.js';
 import { BYTES_PER_VOXEL } from '../core/volume/volume.js';
 import { decodedFrameBytes, decodeFrameInto, initCodecs } from './codecs.js';
-import { serveTasks } from '../workers/workerPool.js';
+import { movedBytes, serveTasks } from '../workers/workerPool.js';
 import type { DecodeTask, FrameTask, TranscodeTask } from './decodePool.js';
-import type { WorkerInput } from './instance.js';
+import { workerInputBytes } from './instance.js';
 import { encapsulatedFrames } from './frames.js';
 import { parseDicom } from './parser.js';
 import { readSliceHeader } from './sliceHeader.js';
@@ -28,14 +27,11 @@ class FrameError extends Error {
   }
 }
 
-const inputBytes = async (input: WorkerInput): Promise<Buffer> =>
-  input.kind === 'file' ? readFile(input.path) : Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
-
 async function run(task: DecodeTask): Promise<StoredRange[]> {
   await initCodecs();
   if (task.input === null || task.target === null || task.frames.length === 0) return []; // warming up
   const target = task.target;
-  const bytes = await inputBytes(task.input);
+  const bytes = await workerInputBytes(task.input);
   const parsed = parseDicom(bytes, { maxInflatedBytes: task.maxInflatedBytes });
   const h = readSliceHeader(parsed);
   if (!parsed.pixelData) throw new Error('no pixel data');
@@ -67,20 +63,11 @@ async function run(task: DecodeTask): Promise<StoredRange[]> {
   });
 }
 
-/** An instance rewritten in Explicit VR Little Endian (its bytes moved back, not copied). */
-async function transcode(task: TranscodeTask): Promise<{ result: Uint8Array; transfer: ArrayBuffer[] }> {
-  const out = await toExplicitLittle(await inputBytes(task.input), task.maxInflatedBytes);
-  // A copy into a buffer of its own: a small Buffer is a slice of the shared pool, which cannot be moved.
-  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
-  return { result: own, transfer: [own.buffer as ArrayBuffer] };
-}
+/** An instance rewritten in Explicit VR Little Endian (its bytes moved back). */
+const transcode = async (task: TranscodeTask) => movedBytes(await toExplicitLittle(await workerInputBytes(task.input), task.maxInflatedBytes));
 
 /** One frame, uncompressed (its bytes moved back). */
-async function frame(task: FrameTask): Promise<{ result: Uint8Array; transfer: ArrayBuffer[] }> {
-  const out = await frameOfInstance(await inputBytes(task.input), task.frame, task.maxInflatedBytes);
-  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
-  return { result: own, transfer: [own.buffer as ArrayBuffer] };
-}
+const frame = async (task: FrameTask) => movedBytes(await frameOfInstance(await workerInputBytes(task.input), task.frame, task.maxInflatedBytes));
 
 serveTasks<DecodeTask | TranscodeTask | FrameTask, StoredRange[] | Uint8Array>(async (task) =>
   !('kind' in task) ? { result: await run(task) } : task.kind === 'frame' ? frame(task) : transcode(task),

@@ -5,10 +5,15 @@
  * chooses to hand one to a worker thread as the cheapest way to reach its bytes.
  */
 
+import { readFile } from 'node:fs/promises';
 import type { SliceHeader } from './sliceHeader.js';
 
 /** How a worker thread reaches an instance's bytes: a file it reads itself, or the bytes. */
 export type WorkerInput = { kind: 'file'; path: string } | { kind: 'bytes'; bytes: Uint8Array };
+
+/** The bytes a worker was given, or read from the file it was given (the worker side of WorkerInput). */
+export const workerInputBytes = async (input: WorkerInput): Promise<Buffer> =>
+  input.kind === 'file' ? readFile(input.path) : Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
 
 /**
  * One DICOM instance (Part 10 file or bare dataset) as bytes. An instance whose bytes are

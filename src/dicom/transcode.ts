@@ -228,7 +228,8 @@ export function encapsulatedFrames(parsed: ParsedDicom, header: SliceHeader): Ui
   return splitFrames(parsed.dataset.buf, px, header.numberOfFrames);
 }
 
-const frameInfo = (h: SliceHeader): FrameInfo => ({
+/** What a decoder needs to know of a frame, from the instance's header. */
+export const frameInfo = (h: SliceHeader): FrameInfo => ({
   rows: h.rows,
   columns: h.columns,
   bitsAllocated: h.bitsAllocated,

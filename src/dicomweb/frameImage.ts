@@ -5,8 +5,7 @@
  * request. The same function runs on the calling thread when no pool is given.
  */
 import { CircusError } from '../core/errors.js';
-import { readFile } from 'node:fs/promises';
-import type { WorkerInput } from '../dicom/instance.js';
+import { type WorkerInput, workerInputBytes } from '../dicom/instance.js';
 import { parseDicom } from '../dicom/parser.js';
 import { readSliceHeader } from '../dicom/sliceHeader.js';
 import { encodeJpeg } from '../encode/jpeg.js';
@@ -30,12 +29,9 @@ export interface FrameImageJob {
   quality: number;
 }
 
-const bytesOf = async (input: WorkerInput): Promise<Buffer> =>
-  input.kind === 'file' ? readFile(input.path) : Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
-
 /** The encoded image. Throws CircusError (400 for an image over MAX_RENDERED_SIDE, 422 for an instance that cannot be read or decoded). */
 export async function renderFrameImage(job: FrameImageJob): Promise<Buffer> {
-  const bytes = await bytesOf(job.input);
+  const bytes = await workerInputBytes(job.input);
   let header: ReturnType<typeof readSliceHeader>;
   let parsed: ReturnType<typeof parseDicom>;
   try {

@@ -8,7 +8,7 @@ import { CircusError } from '../core/errors.js';
 import { canDecode, decodeFrame, initCodecs } from '../dicom/codecs.js';
 import type { ParsedDicom } from '../dicom/parser.js';
 import { isNative, type SliceHeader } from '../dicom/sliceHeader.js';
-import { decodedPhotometric, encapsulatedFrames, nativeFrame } from '../dicom/transcode.js';
+import { decodedPhotometric, encapsulatedFrames, frameInfo, nativeFrame } from '../dicom/transcode.js';
 import type { FrameLayout } from './rendered.js';
 
 /** Decodes one compressed frame (400-free: a frame that fails is a 422 naming the instance). */
@@ -18,16 +18,7 @@ export async function decodeOneFrame(header: SliceHeader, encoded: Uint8Array): 
   }
   await initCodecs();
   try {
-    return decodeFrame(header.transferSyntaxUid, encoded, {
-      rows: header.rows,
-      columns: header.columns,
-      bitsAllocated: header.bitsAllocated,
-      bitsStored: header.bitsStored,
-      pixelRepresentation: header.pixelRepresentation,
-      samplesPerPixel: header.samplesPerPixel,
-      photometricInterpretation: header.photometricInterpretation,
-      planarConfiguration: header.planarConfiguration,
-    });
+    return decodeFrame(header.transferSyntaxUid, encoded, frameInfo(header));
   } catch (err) {
     throw new CircusError(
       'UNPROCESSABLE_SERIES',

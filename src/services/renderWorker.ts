@@ -4,7 +4,7 @@
  */
 import { CircusError } from '../core/errors.js';
 import { type RenderJob, renderImage } from './renderJob.js';
-import { serveTasks } from '../workers/workerPool.js';
+import { movedBytes, serveTasks } from '../workers/workerPool.js';
 
 /** What the worker threw, with its error code when it is a CircusError (the pool's caller rethrows it so). */
 class CodedError extends Error {
@@ -25,7 +25,5 @@ serveTasks<RenderJob | null, Uint8Array | null>(async (job) => {
     if (err instanceof CircusError) throw new CodedError(err.message, { code: err.code });
     throw err;
   }
-  // Small buffers share a slab with others: move only bytes that own their whole buffer.
-  const own = png.byteOffset === 0 && png.byteLength === png.buffer.byteLength ? png : new Uint8Array(png);
-  return { result: own, transfer: [own.buffer as ArrayBuffer] };
+  return movedBytes(png);
 });

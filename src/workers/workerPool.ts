@@ -197,6 +197,16 @@ export class WorkerPool<T, R> {
 }
 
 /**
+ * A result of bytes moved to the caller, not copied: the bytes themselves when they own their
+ * whole buffer, else a copy that does (a small Buffer is a slice of Node's shared pool, which
+ * may not be moved, and moving a slice would move its neighbours too).
+ */
+export function movedBytes(bytes: Uint8Array): { result: Uint8Array; transfer: ArrayBuffer[] } {
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+  return { result: own, transfer: [own.buffer as ArrayBuffer] };
+}
+
+/**
  * The worker side: answers each task with `handle`'s result (its buffers listed in `transfer`
  * are moved, not copied) or with the message of what it threw (and its `detail` property, which
  * must be cloneable; the pool rejects with a WorkerTaskError carrying both).

@@ -18,7 +18,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CircusError, notFound } from '../../core/errors.js';
 import { readHeaderDataset } from '../../dicom/fileReader.js';
 import { bulkValue, datasetJson } from '../../dicom/json.js';
-import { parseDicom } from '../../dicom/parser.js';
 import type { CatalogInstance, CatalogSeries } from '../../services/dicomwebCatalog.js';
 import { mapLimit } from '../../util/async.js';
 import type { Query } from '../params.js';
@@ -28,6 +27,7 @@ import {
   type InstanceParams,
   instanceOfPath,
   instanceUrl,
+  parsedInstance,
   rootUrl,
   type SeriesParams,
   seriesOfPath,
@@ -110,13 +110,13 @@ async function sendBulk(app: FastifyInstance, request: FastifyRequest, reply: Fa
     const frames = Array.from({ length: entry.header.numberOfFrames }, (_, i) => i + 1);
     if (entry.header.pixelData && !entry.header.pixelData.encapsulated) {
       // Native pixel data: the whole value, one part.
-      const parsed = await wholeInstance(app, entry);
+      const parsed = await parsedInstance(app, entry, true);
       const value = bulkValue(parsed.dataset, path);
       if (value) return sendValue(request, reply, value);
     }
     return sendFrames(app, request, reply, entry, frames);
   }
-  const value = bulkValue((await wholeInstance(app, entry)).dataset, path);
+  const value = bulkValue((await parsedInstance(app, entry, true)).dataset, path);
   if (!value) throw notFound(`instance ${entry.record.sopInstanceUid} has no bulk data at ${path.slice(0, 80)}`);
   return sendValue(request, reply, value);
 }
@@ -134,15 +134,6 @@ function sendValue(request: FastifyRequest, reply: FastifyReply, value: Buffer) 
   }
   reply.header('Content-Type', multipartType('application/octet-stream', boundary));
   return reply.send(multipartBody(one(), boundary));
-}
-
-async function wholeInstance(app: FastifyInstance, entry: CatalogInstance) {
-  const bytes = await entry.instance.bytes();
-  try {
-    return parseDicom(bytes, { maxInflatedBytes: app.deps.config.maxInflatedBytes, elementsAfterPixelData: true });
-  } catch (err) {
-    throw new CircusError('UNPROCESSABLE_SERIES', `instance ${entry.record.sopInstanceUid} cannot be read: ${(err as Error).message}`);
-  }
 }
 
 export async function metadataRoutes(app: FastifyInstance): Promise<void> {

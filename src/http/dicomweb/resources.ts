@@ -84,11 +84,11 @@ export async function studyOfPath(app: FastifyInstance, p: StudyParams, maxInsta
   return out;
 }
 
-/** The whole instance parsed (pixel data fragments included). */
-export async function parsedInstance(app: FastifyInstance, entry: CatalogInstance): Promise<ParsedDicom> {
+/** The whole instance parsed (pixel data fragments included; with `elementsAfterPixelData`, what follows them too). */
+export async function parsedInstance(app: FastifyInstance, entry: CatalogInstance, elementsAfterPixelData = false): Promise<ParsedDicom> {
   const bytes = await entry.instance.bytes();
   try {
-    return parseDicom(bytes, { maxInflatedBytes: app.deps.config.maxInflatedBytes });
+    return parseDicom(bytes, { maxInflatedBytes: app.deps.config.maxInflatedBytes, elementsAfterPixelData });
   } catch (err) {
     throw new CircusError('UNPROCESSABLE_SERIES', `instance ${entry.record.sopInstanceUid} cannot be read: ${(err as Error).message}`);
   }

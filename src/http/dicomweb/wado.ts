@@ -46,6 +46,9 @@ function instanceBytes(e: CatalogInstance): number {
   if (h.pixelData && !h.pixelData.encapsulated) return h.pixelData.length;
   return h.rows * h.columns * h.samplesPerPixel * Math.ceil(h.bitsAllocated / 8) * h.numberOfFrames;
 }
+/** The Content-Type of a frame part sent uncompressed. */
+const UNCOMPRESSED_FRAME = `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`;
+
 /** Most frame numbers one frames request may list. */
 const MAX_FRAME_LIST = 10_000;
 
@@ -139,7 +142,7 @@ async function framePart(parsed: ParsedDicom, e: CatalogInstance, n: number, how
     return { contentType: `${how.mediaType}; transfer-syntax=${how.transferSyntaxUid}`, bytes: stored![n - 1] };
   }
   const bytes = isNative(e.header.transferSyntaxUid) ? nativeFrame(parsed, e.header, n - 1) : await decodeOneFrame(e.header, stored![n - 1]);
-  return { contentType: `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`, bytes };
+  return { contentType: UNCOMPRESSED_FRAME, bytes };
 }
 
 /** Bytes of one frame when frames can be read from the file as they are (little endian, native, whole bytes a sample, not deflated); else 0. */
@@ -173,7 +176,6 @@ export async function sendFrames(app: FastifyInstance, request: FastifyRequest, 
   const size = readableFrameBytes(e.header);
   if (size > 0) {
     // Little-endian native frames of whole bytes are read straight from the file, each its range.
-    const contentType = `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`;
     const limits = { maxInflatedBytes: app.deps.config.maxInflatedBytes };
     parts = readAhead(frames, 2, async (n) => {
       const bytes = Buffer.allocUnsafe(size);
@@ -183,17 +185,16 @@ export async function sendFrames(app: FastifyInstance, request: FastifyRequest, 
         if (isSourceFailure(err)) throw err;
         throw new CircusError('UNPROCESSABLE_SERIES', `instance ${e.record.sopInstanceUid} cannot be read: ${(err as Error).message}`);
       }
-      return { contentType, bytes };
+      return { contentType: UNCOMPRESSED_FRAME, bytes };
     });
   } else if (how.kind === 'native' && compressed && app.deps.decoder?.decodeFrame) {
     // Compressed frames asked uncompressed: decoded on the decoding workers, not the event loop.
     const decoder = app.deps.decoder;
     const input = await e.instance.forWorker();
-    const contentType = `application/octet-stream; transfer-syntax=${TransferSyntax.ExplicitLittle}`;
     const max = app.deps.config.maxInflatedBytes;
     parts = readAhead(frames, 2, async (n) => {
       try {
-        return { contentType, bytes: await decoder.decodeFrame!(input, n - 1, max) };
+        return { contentType: UNCOMPRESSED_FRAME, bytes: await decoder.decodeFrame!(input, n - 1, max) };
       } catch (err) {
         throw new CircusError(
           'UNPROCESSABLE_SERIES',
